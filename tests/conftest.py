@@ -1,0 +1,24 @@
+import pytest
+
+from tests.utils import make_index, make_user, make_webinar
+
+
+@pytest.fixture
+def index(db):
+    return make_index()
+
+
+@pytest.fixture
+def webinar(index):
+    return make_webinar(index, room_password="kawa123")
+
+
+@pytest.fixture
+def superuser(db):
+    return make_user("admin", superuser=True)
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client

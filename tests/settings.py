@@ -1,0 +1,24 @@
+"""Test settings: the example site's, with fast hashing and in-memory mail.
+
+DATABASE_URL / REDIS_URL switch to PostgreSQL and real Redis exactly as for the demo.
+"""
+
+import os
+
+os.environ.setdefault("EXAMPLE_SITE_VAR_DIR", os.path.join(os.path.dirname(__file__), ".var"))
+
+from config.settings import *  # noqa: E402,F403
+
+if not os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+WAGTAIL_PAIDWEBINAR_BASE_URL = "https://webinars.example.com"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False}

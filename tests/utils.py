@@ -1,0 +1,57 @@
+"""Small helpers for the test suite (factories over mocks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.utils import timezone
+from wagtail.models import Site
+
+from wagtail_paidwebinar.models import WebinarIndexPage, WebinarPage
+
+
+def site_root():
+    return Site.objects.get(is_default_site=True).root_page
+
+
+def make_index(title="Webinars", slug="webinars", parent=None) -> WebinarIndexPage:
+    parent = parent or site_root()
+    index = WebinarIndexPage(title=title, slug=slug)
+    parent.add_child(instance=index)
+    index.save_revision().publish()
+    return index
+
+
+def make_webinar(index=None, *, title="Django performance", slug=None, **fields):
+    index = index or WebinarIndexPage.objects.first() or make_index()
+    fields.setdefault("starts_at", timezone.now() + dt.timedelta(days=7))
+    fields.setdefault("timezone", "Europe/Warsaw")
+    fields.setdefault("intro", "<p>A public teaser.</p>")
+    page = WebinarPage(title=title, slug=slug or title.lower().replace(" ", "-"), **fields)
+    index.add_child(instance=page)
+    page.save_revision().publish()
+    page.refresh_from_db()
+    return page
+
+
+def make_user(username="editor", *, superuser=False, perms=(), admin_access=True):
+    """A user; ``perms`` are "app_label.codename" strings."""
+    User = get_user_model()
+    if superuser:
+        return User.objects.create_superuser(username, f"{username}@example.com", "pw")
+    user = User.objects.create_user(username, f"{username}@example.com", "pw")
+    codenames = list(perms)
+    if admin_access:
+        codenames.append("wagtailadmin.access_admin")
+    for full in codenames:
+        app_label, codename = full.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def editors_group() -> Group:
+    return Group.objects.get(name="Editors")

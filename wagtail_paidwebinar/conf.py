@@ -1,0 +1,88 @@
+"""Settings of wagtail_paidwebinar.
+
+Every setting is ``WAGTAIL_PAIDWEBINAR_<NAME>`` in the Django settings and is read at
+call time through :func:`get_setting`, so ``override_settings`` works in tests and
+nothing is resolved at import time. Defaults live in :data:`DEFAULTS`, and each one is
+documented in README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+PREFIX = "WAGTAIL_PAIDWEBINAR_"
+
+DEFAULTS: dict[str, Any] = {
+    # Absolute base of every link we send ("https://example.com"). Empty: the Wagtail
+    # Site's root URL. Never the request's Host header (a forged Host would otherwise
+    # end up in e-mails).
+    "BASE_URL": "",
+    # Webinar pages per page on a WebinarIndexPage.
+    "INDEX_PAGE_SIZE": 12,
+    # Timezone offered for new webinars; empty means settings.TIME_ZONE.
+    "DEFAULT_TIMEZONE": "",
+    # Hosts whose player may be embedded in the room as an iframe.
+    "EMBED_HOSTS": [
+        "www.youtube-nocookie.com",
+        "www.youtube.com",
+        "youtube.com",
+        "youtu.be",
+        "player.vimeo.com",
+        "vimeo.com",
+        "meet.jit.si",
+    ],
+    # Name of the query parameter that carries a personal token.
+    "TOKEN_PARAM": "access",
+    # Bytes of HMAC kept in a token (>= 16, i.e. >= 128 bits).
+    "TOKEN_BYTES": 18,
+    # Longest name and paste accepted by bulk generation.
+    "MAX_NAME_LENGTH": 200,
+    "MAX_LINES": 100_000,
+    # Device cookie set when a personal link is claimed.
+    "DEVICE_COOKIE_NAME": "paidwebinar_device",
+    "DEVICE_COOKIE_AGE": 60 * 60 * 24 * 400,
+    # Password / token failures allowed per client and page, per window (seconds);
+    # the per-IP ceiling is looser so one office behind one address is not locked out.
+    "THROTTLE_FAILURES": 5,
+    "THROTTLE_IP_FAILURES": 50,
+    "THROTTLE_WINDOW": 15 * 60,
+    # django-rq queue the mailing jobs go to.
+    "QUEUE": "default",
+    # Recipients per mailing job, pause between messages (seconds) and the age after
+    # which a row left 'sending' by a killed worker is resumed.
+    "BATCH_SIZE": 200,
+    "SEND_DELAY": 0.0,
+    "STALE_SENDING_SECONDS": 15 * 60,
+    # Transient SMTP failures: retries and their delays (seconds).
+    "RETRY_DELAYS": [30, 120, 600],
+}
+
+
+class PaidWebinarImproperlyConfigured(ImproperlyConfigured):
+    """A WAGTAIL_PAIDWEBINAR_* setting is wrong; the message names the fix."""
+
+
+def get_setting(name: str) -> Any:
+    """Return ``WAGTAIL_PAIDWEBINAR_<name>`` or its default."""
+    if name not in DEFAULTS:
+        raise PaidWebinarImproperlyConfigured(
+            f"Unknown setting {PREFIX}{name}; known: {', '.join(sorted(DEFAULTS))}."
+        )
+    return getattr(settings, PREFIX + name, DEFAULTS[name])
+
+
+def check() -> None:
+    """Raise PaidWebinarImproperlyConfigured for settings that cannot work."""
+    base_url = get_setting("BASE_URL")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise PaidWebinarImproperlyConfigured(
+            f"{PREFIX}BASE_URL must start with http:// or https:// "
+            f"(got {base_url!r}), e.g. 'https://example.com'."
+        )
+    if int(get_setting("TOKEN_BYTES")) < 16:
+        raise PaidWebinarImproperlyConfigured(
+            f"{PREFIX}TOKEN_BYTES must be at least 16 (128 bits)."
+        )

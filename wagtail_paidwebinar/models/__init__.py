@@ -1,0 +1,10 @@
+from .links import LinkDevice, LinkStatus, PersonalLink
+from .pages import WebinarIndexPage, WebinarPage
+
+__all__ = [
+    "LinkDevice",
+    "LinkStatus",
+    "PersonalLink",
+    "WebinarIndexPage",
+    "WebinarPage",
+]

@@ -1,0 +1,294 @@
+"""Webinar page types: a public teaser and a private room on one page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.panels import (
+    FieldPanel,
+    FieldRowPanel,
+    MultiFieldPanel,
+    ObjectList,
+    TabbedInterface,
+)
+from wagtail.api import APIField
+from wagtail.fields import RichTextField, StreamField
+from wagtail.models import Page
+from wagtail.search import index
+
+from .. import conf
+from ..blocks import RoomBlock
+from ..validators import timezone_choices, validate_timezone
+
+
+def default_timezone() -> str:
+    return conf.get_setting("DEFAULT_TIMEZONE") or settings.TIME_ZONE or "UTC"
+
+
+class TimezoneSelect(FieldPanel):
+    """A FieldPanel offering every IANA timezone in a select."""
+
+    def get_form_options(self):
+        from django import forms
+
+        options = super().get_form_options()
+        options.setdefault("widgets", {})[self.field_name] = forms.Select(
+            choices=timezone_choices()
+        )
+        return options
+
+
+class WebinarIndexPage(Page):
+    intro = RichTextField(_("introduction"), blank=True)
+
+    subpage_types = ["wagtail_paidwebinar.WebinarPage"]
+    content_panels = [*Page.content_panels, FieldPanel("intro")]
+    search_fields = [*Page.search_fields, index.SearchField("intro")]
+    api_fields = [APIField("intro")]
+    template = "wagtail_paidwebinar/webinar_index_page.html"
+
+    class Meta:
+        verbose_name = _("webinar index page")
+        verbose_name_plural = _("webinar index pages")
+
+    def webinars(self) -> list[WebinarPage]:
+        """Live webinars: upcoming and running first (soonest first), then past ones
+        (most recent first)."""
+        now = timezone.now()
+        pages = list(
+            WebinarPage.objects.child_of(self).live().select_related("image")
+        )
+        upcoming = sorted((p for p in pages if p.ends_at >= now), key=lambda p: p.starts_at)
+        past = sorted(
+            (p for p in pages if p.ends_at < now), key=lambda p: p.starts_at, reverse=True
+        )
+        return upcoming + past
+
+    def get_context(self, request, *args, **kwargs):
+        context = super().get_context(request, *args, **kwargs)
+        paginator = Paginator(self.webinars(), conf.get_setting("INDEX_PAGE_SIZE"))
+        page_obj = paginator.get_page(request.GET.get("page"))
+        context.update(
+            paginator=paginator,
+            page_obj=page_obj,
+            webinars=page_obj.object_list,
+            now=timezone.now(),
+        )
+        return context
+
+
+class WebinarPage(Page):
+    # --- public teaser -------------------------------------------------------------
+    intro = RichTextField(
+        _("teaser"),
+        blank=True,
+        help_text=_("Public: what, who and for whom. Everyone sees it."),
+    )
+    starts_at = models.DateTimeField(_("starts at"))
+    duration_minutes = models.PositiveIntegerField(
+        _("duration (minutes)"),
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 60 * 7)],
+    )
+    timezone = models.CharField(
+        _("timezone"),
+        max_length=64,
+        default=default_timezone,
+        validators=[validate_timezone],
+        help_text=_("IANA timezone in which the start time is announced."),
+    )
+    presenter = models.CharField(_("presenter"), max_length=255, blank=True)
+    image = models.ForeignKey(
+        "wagtailimages.Image",
+        verbose_name=_("image"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    cta_url = models.URLField(
+        _("call to action URL"),
+        blank=True,
+        help_text=_("Where people buy access, e.g. your shop's product page."),
+    )
+    cta_label = models.CharField(
+        _("call to action label"),
+        max_length=100,
+        blank=True,
+        help_text=_('Shown on the button; empty means "Buy access".'),
+    )
+
+    # --- private room (never indexed, never in the API) --------------------------
+    room = StreamField(
+        RoomBlock(),
+        verbose_name=_("room"),
+        blank=True,
+        help_text=_("Private: shown only to people who passed the gate."),
+    )
+
+    # --- access -------------------------------------------------------------------
+    room_password = models.CharField(
+        _("room password"),
+        max_length=128,
+        blank=True,
+        help_text=_(
+            "Asked on top of the personal link. Leave blank for none. It is sent to "
+            "participants, so do not reuse a password of yours."
+        ),
+    )
+    allow_link_sharing = models.BooleanField(
+        _("allow link sharing"),
+        default=False,
+        help_text=_(
+            "When on, the page address plus the room password admits anyone. "
+            "When off, only personal links admit."
+        ),
+    )
+    max_devices_per_link = models.PositiveSmallIntegerField(
+        _("devices per personal link"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text=_("How many browsers one personal link may be used in."),
+    )
+    opens_minutes_before = models.PositiveIntegerField(
+        _("room opens (minutes before start)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: links work at any time until they expire."),
+    )
+    closes_minutes_after = models.PositiveIntegerField(
+        _("room closes (minutes after end)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: the room stays open after the webinar ends."),
+    )
+    hide_from_search_engines = models.BooleanField(
+        _("hide from search engines"),
+        default=False,
+        help_text=_("Adds noindex to the teaser too and keeps it out of site search."),
+    )
+
+    parent_page_types = ["wagtail_paidwebinar.WebinarIndexPage"]
+    subpage_types: list[str] = []
+    template = "wagtail_paidwebinar/webinar_page.html"
+
+    # The room is deliberately absent from both lists: search results and API v2
+    # would otherwise show it to anyone.
+    search_fields = [
+        *Page.search_fields,
+        index.SearchField("intro"),
+        index.SearchField("presenter"),
+        index.FilterField("starts_at"),
+    ]
+    api_fields = [
+        APIField("intro"),
+        APIField("starts_at"),
+        APIField("duration_minutes"),
+        APIField("timezone"),
+        APIField("presenter"),
+        APIField("cta_url"),
+        APIField("cta_label"),
+    ]
+
+    content_panels = [
+        *Page.content_panels,
+        FieldPanel("intro"),
+        FieldRowPanel(
+            [FieldPanel("starts_at"), FieldPanel("duration_minutes")],
+            heading=_("When"),
+        ),
+        TimezoneSelect("timezone"),
+        FieldPanel("presenter"),
+        FieldPanel("image"),
+        MultiFieldPanel(
+            [FieldPanel("cta_url"), FieldPanel("cta_label")],
+            heading=_("Call to action"),
+        ),
+    ]
+    room_panels = [FieldPanel("room")]
+    access_panels = [
+        MultiFieldPanel(
+            [
+                FieldPanel("room_password"),
+                FieldPanel("allow_link_sharing"),
+                FieldPanel("max_devices_per_link"),
+            ],
+            heading=_("Who gets in"),
+        ),
+        FieldRowPanel(
+            [FieldPanel("opens_minutes_before"), FieldPanel("closes_minutes_after")],
+            heading=_("Access window"),
+        ),
+        FieldPanel("hide_from_search_engines"),
+    ]
+    edit_handler = TabbedInterface(
+        [
+            ObjectList(content_panels, heading=_("Teaser")),
+            ObjectList(room_panels, heading=_("Room")),
+            ObjectList(access_panels, heading=_("Access")),
+            ObjectList(Page.promote_panels, heading=_("Promote")),
+            ObjectList(Page.settings_panels, heading=_("Settings")),
+        ]
+    )
+
+    class Meta:
+        verbose_name = _("webinar")
+        verbose_name_plural = _("webinars")
+
+    # --- schedule -----------------------------------------------------------------
+    @cached_property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        try:
+            return zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
+
+    @property
+    def ends_at(self) -> dt.datetime:
+        return self.starts_at + dt.timedelta(minutes=self.duration_minutes)
+
+    @property
+    def local_starts_at(self) -> dt.datetime:
+        return self.starts_at.astimezone(self.tzinfo)
+
+    @property
+    def local_ends_at(self) -> dt.datetime:
+        return self.ends_at.astimezone(self.tzinfo)
+
+    @property
+    def access_opens_at(self) -> dt.datetime | None:
+        if self.opens_minutes_before is None:
+            return None
+        return self.starts_at - dt.timedelta(minutes=self.opens_minutes_before)
+
+    @property
+    def access_closes_at(self) -> dt.datetime | None:
+        if self.closes_minutes_after is None:
+            return None
+        return self.ends_at + dt.timedelta(minutes=self.closes_minutes_after)
+
+    def is_past(self, now: dt.datetime | None = None) -> bool:
+        return self.ends_at < (now or timezone.now())
+
+    def is_live(self, now: dt.datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.starts_at <= now <= self.ends_at
+
+    @property
+    def cta_text(self) -> str:
+        return self.cta_label or str(_("Buy access"))
+
+    def get_context(self, request, *args, **kwargs):
+        context = super().get_context(request, *args, **kwargs)
+        # The gate puts its verdict on the request; without the gate (or for editors'
+        # previews) the room is shown, which is what a preview needs.
+        context.setdefault("room_visible", getattr(request, "paidwebinar_room", True))
+        return context

@@ -1,0 +1,77 @@
+"""Personal link tokens: ``<link id>.<mac>``.
+
+The mac is an HMAC-SHA256 (Django's ``salted_hmac``) over the link id, the webinar id
+and a random per-link salt, keyed by ``SECRET_KEY``; tokens made with a key in
+``SECRET_KEY_FALLBACKS`` still verify, so a key rotation does not break links already
+sent. The database stores the salt, never the token: a database dump alone admits
+nobody, and rotating a link's salt kills its old URL.
+
+This module is pure (no database). Invalid tokens are an ordinary outcome: the
+functions return ``None``/``False`` and never raise, and nothing here logs a token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+
+from django.conf import settings
+from django.utils.crypto import salted_hmac
+
+from . import conf
+
+KEY_SALT = "wagtail_paidwebinar.tokens.PersonalLink"
+# An id is a positive integer below 2**63; anything longer is garbage.
+_MAX_ID_DIGITS = 19
+
+
+def new_salt() -> str:
+    """A fresh random per-link salt (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _mac(link_id: int, webinar_id: int, salt: str, secret: str | bytes) -> str:
+    value = f"{link_id}:{webinar_id}:{salt}"
+    digest = salted_hmac(KEY_SALT, value, secret=secret, algorithm="sha256").digest()
+    return _b64(digest[: int(conf.get_setting("TOKEN_BYTES"))])
+
+
+def make_token(link_id: int, webinar_id: int, salt: str) -> str:
+    """The token of a link, keyed by the current SECRET_KEY."""
+    return f"{link_id}.{_mac(link_id, webinar_id, salt, settings.SECRET_KEY)}"
+
+
+def parse_token(token: object) -> tuple[int, str] | None:
+    """Split a token into ``(link_id, mac)``; ``None`` when it is malformed."""
+    if not isinstance(token, str) or len(token) > 200:
+        return None
+    link_part, sep, mac = token.partition(".")
+    if not sep or not mac or not link_part.isascii() or not link_part.isdigit():
+        return None
+    if len(link_part) > _MAX_ID_DIGITS or link_part.startswith("0"):
+        return None
+    try:
+        # Reject anything that is not canonical base64url of the right length.
+        padded = mac + "=" * (-len(mac) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+    if len(raw) != int(conf.get_setting("TOKEN_BYTES")) or _b64(raw) != mac:
+        return None
+    return int(link_part), mac
+
+
+def verify_mac(link_id: int, webinar_id: int, salt: str, mac: str) -> bool:
+    """Constant-time check of ``mac`` against SECRET_KEY and its fallbacks."""
+    secrets_to_try = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    ok = False
+    for secret in secrets_to_try:
+        # No early exit: every key is tried, so timing says nothing about which.
+        ok |= hmac.compare_digest(_mac(link_id, webinar_id, salt, secret), mac)
+    return ok

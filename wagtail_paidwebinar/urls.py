@@ -1,0 +1,5 @@
+"""Public URLs of the plugin (include them under any prefix, e.g. "webinars/")."""
+
+app_name = "wagtail_paidwebinar"
+
+urlpatterns: list = []
