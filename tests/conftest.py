@@ -2,6 +2,9 @@ import pytest
 
 from tests.utils import make_index, make_user, make_webinar
 
+# Each area keeps its fixtures in its own module; add one line per module here.
+pytest_plugins: list[str] = []
+
 
 @pytest.fixture
 def index(db):
