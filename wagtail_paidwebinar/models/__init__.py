@@ -1,9 +1,27 @@
 from .links import LinkDevice, LinkStatus, PersonalLink
+from .mailing import (
+    Mailing,
+    MailingRecipient,
+    MailingStatus,
+    RecipientStatus,
+    Signature,
+    Subscriber,
+    SubscriberList,
+)
 from .pages import WebinarIndexPage, WebinarPage
+from .settings import MailingSettings
 
 __all__ = [
     "LinkDevice",
     "LinkStatus",
+    "Mailing",
+    "MailingRecipient",
+    "MailingSettings",
+    "MailingStatus",
+    "RecipientStatus",
+    "Signature",
+    "Subscriber",
+    "SubscriberList",
     "PersonalLink",
     "WebinarIndexPage",
     "WebinarPage",

@@ -1,0 +1,294 @@
+"""Subscribers, subscriber lists, signatures, mailings and the per-recipient ledger.
+
+The logic that fills and drains these tables lives in ``wagtail_paidwebinar.mailing``;
+these models only hold state and small read-only helpers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.panels import FieldPanel
+from wagtail.fields import RichTextField
+
+
+def normalize_email(email: str) -> str:
+    """The key e-mails are compared by: NFC, stripped, lower-cased ("" for none)."""
+    return unicodedata.normalize("NFC", (email or "").strip()).lower()
+
+
+def new_unsubscribe_salt() -> str:
+    """A fresh random per-subscriber salt for unsubscribe tokens (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+class SubscriberList(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    panels = [FieldPanel("name"), FieldPanel("description")]
+
+    class Meta:
+        verbose_name = _("subscriber list")
+        verbose_name_plural = _("subscriber lists")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def subscribed_count(self) -> int:
+        return self.subscribers.filter(subscribed=True).count()
+
+
+class Subscriber(models.Model):
+    """A person who may receive mailings; e-mail unique case-insensitively."""
+
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    email = models.EmailField(_("e-mail"), max_length=254)
+    # normalize_email(email); the unique key (case-insensitive uniqueness on every
+    # database without functional indexes).
+    email_normalized = models.CharField(max_length=254, unique=True, editable=False)
+    lists = models.ManyToManyField(
+        SubscriberList,
+        verbose_name=_("lists"),
+        blank=True,
+        related_name="subscribers",
+    )
+    subscribed = models.BooleanField(_("subscribed"), default=True)
+    unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
+    source = models.CharField(
+        _("source"),
+        max_length=100,
+        blank=True,
+        help_text=_('Where the address came from, e.g. "CSV import" or "shop".'),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # Keys the opaque unsubscribe token (mailing/unsubscribe.py); rotating it kills
+    # every unsubscribe URL already sent to this person.
+    unsubscribe_salt = models.CharField(
+        max_length=64, default=new_unsubscribe_salt, editable=False
+    )
+
+    panels = [
+        FieldPanel("name"),
+        FieldPanel("email"),
+        FieldPanel("lists"),
+        FieldPanel("subscribed"),
+        FieldPanel("source"),
+    ]
+
+    class Meta:
+        verbose_name = _("subscriber")
+        verbose_name_plural = _("subscribers")
+        ordering = ["email_normalized"]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+    def save(self, *args, **kwargs):
+        self.email_normalized = normalize_email(self.email)
+        if self.subscribed:
+            self.unsubscribed_at = None
+        elif self.unsubscribed_at is None:
+            self.unsubscribed_at = timezone.now()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_normalized"}
+        super().save(*args, **kwargs)
+
+
+class Signature(models.Model):
+    """A stored signature a mailing may use instead of the site setting's."""
+
+    name = models.CharField(_("name"), max_length=200)
+    body = RichTextField(_("signature"))
+
+    panels = [FieldPanel("name"), FieldPanel("body")]
+
+    class Meta:
+        verbose_name = _("signature")
+        verbose_name_plural = _("signatures")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MailingStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    PAUSED = "paused", _("Paused")
+    CANCELLED = "cancelled", _("Cancelled")
+    DONE = "done", _("Done")
+
+
+class RecipientStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class Mailing(models.Model):
+    """An invitation e-mail to a webinar's audience."""
+
+    webinar = models.ForeignKey(
+        "wagtail_paidwebinar.WebinarPage",
+        verbose_name=_("webinar"),
+        on_delete=models.CASCADE,
+        related_name="mailings",
+    )
+    subject = models.CharField(_("subject"), max_length=255)
+    body_html = RichTextField(
+        _("message"),
+        blank=True,
+        help_text=_(
+            "Merge fields: {{ name }}, {{ link }}, {{ password }}, {{ webinar }}, "
+            "{{ starts_at }}. The personal link and the room password are always "
+            "added below the message, whatever it says."
+        ),
+    )
+    include_link_holders = models.BooleanField(
+        _("send to link holders"),
+        default=True,
+        help_text=_("Everyone with a personal link and an e-mail for this webinar."),
+    )
+    subscriber_list = models.ForeignKey(
+        SubscriberList,
+        verbose_name=_("subscriber list"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mailings",
+        help_text=_("Subscribed members get a personal link when sending starts."),
+    )
+    signature = models.ForeignKey(
+        Signature,
+        verbose_name=_("signature"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_('Empty: the signature in Settings → "Webinar mailing".'),
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=MailingStatus.choices,
+        default=MailingStatus.DRAFT,
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # SEQUENCE of the attached .ics: later mailings of the same webinar carry a higher
+    # number so calendars update the event instead of adding a second one.
+    ics_sequence = models.PositiveIntegerField(default=0, editable=False)
+
+    panels = [
+        FieldPanel("webinar"),
+        FieldPanel("include_link_holders"),
+        FieldPanel("subscriber_list"),
+        FieldPanel("subject"),
+        FieldPanel("body_html"),
+        FieldPanel("signature"),
+    ]
+
+    class Meta:
+        verbose_name = _("mailing")
+        verbose_name_plural = _("mailings")
+        ordering = ["-created_at", "-pk"]
+        permissions = [
+            ("send_mailing", _("Can send mailings")),
+            ("export_mailing", _("Can export mailing recipients and links")),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    @property
+    def is_subscriber_mailing(self) -> bool:
+        return self.subscriber_list_id is not None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (MailingStatus.QUEUED, MailingStatus.SENDING)
+
+    def progress(self) -> dict[str, int]:
+        """Counts of ledger rows by status plus ``total`` (one aggregate query)."""
+        counts = dict.fromkeys(RecipientStatus.values, 0)
+        for row in self.recipients.order_by().values("status").annotate(n=Count("pk")):
+            counts[row["status"]] = row["n"]
+        counts["total"] = sum(counts.values())
+        return counts
+
+
+class MailingRecipient(models.Model):
+    """The ledger: one row per mailing and address, pending → sending → sent|failed."""
+
+    mailing = models.ForeignKey(
+        Mailing,
+        verbose_name=_("mailing"),
+        on_delete=models.CASCADE,
+        related_name="recipients",
+    )
+    email = models.EmailField(_("e-mail"), max_length=254)
+    email_normalized = models.CharField(max_length=254, editable=False)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    link = models.ForeignKey(
+        "wagtail_paidwebinar.PersonalLink",
+        verbose_name=_("personal link"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mailing_recipients",
+    )
+    subscriber = models.ForeignKey(
+        Subscriber,
+        verbose_name=_("subscriber"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mailing_recipients",
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=RecipientStatus.choices,
+        default=RecipientStatus.PENDING,
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("mailing recipient")
+        verbose_name_plural = _("mailing recipients")
+        ordering = ["mailing", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailing", "email_normalized"],
+                name="paidwebinar_recipient_unique_email",
+            )
+        ]
+        indexes = [models.Index(fields=["mailing", "status"])]
+
+    def __str__(self) -> str:
+        return self.email
