@@ -49,6 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_FAILURES": 5,
     "THROTTLE_IP_FAILURES": 50,
     "THROTTLE_WINDOW": 15 * 60,
+    # The gate: a bound device's visit is recorded as an attendance "entry" (and its
+    # last_seen updated) at most once per this many seconds, keeping writes off the
+    # hot path; a room password pass (cookie) lasts this many seconds.
+    "ENTRY_INTERVAL": 10 * 60,
+    "PASSWORD_PASS_AGE": 60 * 60 * 24 * 30,
     # django-rq queue the mailing jobs go to.
     "QUEUE": "default",
     # Recipients per mailing job, pause between messages (seconds) and the age after

@@ -1,3 +1,4 @@
+from .attendance import AccessEvent, AccessEventKind
 from .links import LinkDevice, LinkStatus, PersonalLink
 from .mailing import (
     Mailing,
@@ -12,6 +13,8 @@ from .pages import WebinarIndexPage, WebinarPage
 from .settings import MailingSettings
 
 __all__ = [
+    "AccessEvent",
+    "AccessEventKind",
     "LinkDevice",
     "LinkStatus",
     "Mailing",
