@@ -5,6 +5,14 @@ from wagtail import hooks  # noqa: F401
 
 # --- personal links admin (viewsets.py) -------------------------------------------
 
+
+@hooks.register("register_log_actions")
+def register_link_log_actions(actions):
+    from .actions import register_log_actions as register
+
+    register(actions)
+
+
 # --- the gate (access.py / gate.py) -----------------------------------------------
 
 # --- invitations: subscribers and mailings (modeladmin.py, mailing/) ---------------

@@ -1,0 +1,318 @@
+"""Business operations on personal links: generate, revoke, reset devices, re-issue.
+
+Views, the CLI and other parts of the plugin (mailing) call these; each one is
+audited with Wagtail's ``log_action`` (never with a token). Expected failures (bad
+lines, duplicates) come back as values in :class:`GenerateResult`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from wagtail.log_actions import LogFormatter, log
+
+from . import tokens
+from .conf import get_setting
+from .models import LinkDevice, PersonalLink, WebinarPage
+from .parsing import LineIssue, ParseResult, name_key, parse_entries, parse_text
+from .utils import absolute_page_url
+
+# Rows per INSERT: large enough to be fast, small enough for SQLite's variable limit
+# on old versions and for PostgreSQL's statement size.
+BATCH_SIZE = 1000
+
+ACTION_GENERATE = "wagtail_paidwebinar.links.generate"
+ACTION_REVOKE = "wagtail_paidwebinar.link.revoke"
+ACTION_RESET = "wagtail_paidwebinar.link.reset_devices"
+ACTION_REISSUE = "wagtail_paidwebinar.link.reissue"
+
+
+@dataclass
+class GenerateResult:
+    """What :func:`generate_links` did.
+
+    ``created`` holds saved links (with pks); ``duplicates``, ``errors`` and
+    ``warnings`` are :class:`~wagtail_paidwebinar.parsing.LineIssue` lists. With
+    ``all_or_nothing`` and any error, ``aborted`` is true and nothing was created.
+    """
+
+    created: list[PersonalLink] = field(default_factory=list)
+    duplicates: list[LineIssue] = field(default_factory=list)
+    errors: list[LineIssue] = field(default_factory=list)
+    warnings: list[LineIssue] = field(default_factory=list)
+    aborted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when no line was rejected."""
+        return not self.errors
+
+
+def _real_user(user):
+    return (
+        user if user is not None and getattr(user, "is_authenticated", False) else None
+    )
+
+
+def _parse(text_or_entries: str | Iterable[tuple[str, str | None]]) -> ParseResult:
+    if isinstance(text_or_entries, str):
+        return parse_text(text_or_entries)
+    return parse_entries(text_or_entries)
+
+
+def generate_links(
+    webinar: WebinarPage,
+    text_or_entries: str | Iterable[tuple[str, str | None]],
+    *,
+    expires_at: dt.datetime | None = None,
+    user=None,
+    all_or_nothing: bool = False,
+) -> GenerateResult:
+    """Create one personal link per participant of a paste or ``(name, email)`` pairs.
+
+    Lines are validated and de-duplicated (see :mod:`~wagtail_paidwebinar.parsing`); an
+    e-mail the webinar already has a link for is a duplicate, a known name without an
+    e-mail only warns (two people may share a name). Valid lines are created in one
+    transaction with ``bulk_create``; with ``all_or_nothing`` a single error creates
+    nothing.
+    """
+    parsed = _parse(text_or_entries)
+    result = GenerateResult(
+        duplicates=list(parsed.duplicates),
+        errors=list(parsed.errors),
+        warnings=list(parsed.warnings),
+    )
+    if expires_at is not None and timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at)
+    if expires_at is not None and expires_at <= timezone.now():
+        result.errors.append(
+            LineIssue(0, "", str(_("The expiry date is in the past.")))
+        )
+        result.aborted = True
+        return result
+    if all_or_nothing and result.errors:
+        result.aborted = True
+        return result
+
+    user = _real_user(user)
+    # A concurrent batch for the same webinar can insert one of our e-mails between
+    # our check and our insert; the unique constraint catches it, and a retry sees
+    # the new row and reports it as a duplicate.
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                created, duplicates, warnings = _insert(
+                    webinar, parsed, expires_at, user, all_or_nothing
+                )
+                if created is None:
+                    break
+                if created:
+                    log(
+                        webinar,
+                        ACTION_GENERATE,
+                        user=user,
+                        data={"count": len(created), "duplicates": len(duplicates)},
+                    )
+            break
+        except IntegrityError:
+            if attempt == 2:
+                result.errors.append(
+                    LineIssue(
+                        0,
+                        "",
+                        str(
+                            _(
+                                "Links for this webinar were being generated at "
+                                "the same time; nothing was created. Try again."
+                            )
+                        ),
+                    )
+                )
+                result.aborted = True
+                return result
+    result.duplicates += duplicates
+    result.warnings += warnings
+    if created is None:
+        result.aborted = True
+        return result
+    result.created = created
+    result.duplicates.sort(key=lambda issue: issue.line)
+    result.warnings.sort(key=lambda issue: issue.line)
+    return result
+
+
+def _insert(webinar, parsed, expires_at, user, all_or_nothing):
+    """Compare with existing links and insert; ``created`` is None when aborted."""
+    existing = PersonalLink.objects.filter(webinar=webinar)
+    existing_emails = {}
+    existing_names = set()
+    for link_name, email_normalized in existing.values_list("name", "email_normalized"):
+        if email_normalized:
+            existing_emails[email_normalized] = link_name
+        existing_names.add(name_key(link_name))
+
+    duplicates, warnings, to_create = [], [], []
+    now = timezone.now()
+    for entry in parsed.entries:
+        email_normalized = entry.email_normalized
+        if email_normalized and email_normalized in existing_emails:
+            duplicates.append(
+                LineIssue(
+                    entry.line,
+                    entry.raw,
+                    str(
+                        _("this e-mail address already has a link (%(name)s)")
+                        % {"name": existing_emails[email_normalized]}
+                    ),
+                )
+            )
+            continue
+        if not email_normalized and entry.name_key in existing_names:
+            warnings.append(
+                LineIssue(
+                    entry.line,
+                    entry.raw,
+                    str(
+                        _(
+                            "a link for someone with this name already exists; "
+                            "created another"
+                        )
+                    ),
+                )
+            )
+        to_create.append(
+            PersonalLink(
+                webinar=webinar,
+                name=entry.name,
+                email=entry.email,
+                email_normalized=email_normalized,
+                salt=tokens.new_salt(),
+                created_at=now,
+                created_by=user,
+                expires_at=expires_at,
+            )
+        )
+    if all_or_nothing and parsed.errors:
+        return None, duplicates, warnings
+    created = PersonalLink.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+    return created, duplicates, warnings
+
+
+def revoke_link(link: PersonalLink, *, user=None) -> bool:
+    """Revoke a link (effective on the holder's next request).
+
+    Returns False when it already was revoked."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = PersonalLink.objects.filter(
+            pk=link.pk, revoked_at__isnull=True
+        ).update(revoked_at=now)
+        if changed:
+            link.revoked_at = now
+            log(link, ACTION_REVOKE, user=_real_user(user), data=_log_data(link))
+    return bool(changed)
+
+
+def reset_link_devices(link: PersonalLink, *, user=None) -> int:
+    """Forget the browsers bound to a link so it can be claimed again.
+
+    Returns how many were forgotten."""
+    with transaction.atomic():
+        removed, _detail = LinkDevice.objects.filter(link=link).delete()
+        PersonalLink.objects.filter(pk=link.pk).update(claimed_at=None)
+        link.claimed_at = None
+        log(
+            link,
+            ACTION_RESET,
+            user=_real_user(user),
+            data={**_log_data(link), "devices": removed},
+        )
+    return removed
+
+
+def reissue_link(link: PersonalLink, *, user=None) -> PersonalLink:
+    """Rotate the link's salt: the old URL stops working and bound devices are
+    forgotten. The link keeps its name, e-mail, expiry and revocation state."""
+    with transaction.atomic():
+        LinkDevice.objects.filter(link=link).delete()
+        link.salt = tokens.new_salt()
+        link.claimed_at = None
+        link.save(update_fields=["salt", "claimed_at"])
+        log(link, ACTION_REISSUE, user=_real_user(user), data=_log_data(link))
+    return link
+
+
+def _log_data(link: PersonalLink) -> dict:
+    # Enough to tell links apart in the history; never the token or the salt.
+    return {"webinar_id": link.webinar_id, "name": link.name}
+
+
+# --- export ------------------------------------------------------------------------
+
+
+def link_urls(links: Iterable[PersonalLink]) -> Iterator[tuple[PersonalLink, str]]:
+    """``(link, absolute personal URL)`` pairs; the page URL is resolved once per
+    webinar instead of once per link."""
+    page_urls: dict[int, str] = {}
+    param = get_setting("TOKEN_PARAM")
+    for link in links:
+        base = page_urls.get(link.webinar_id)
+        if base is None:
+            base = page_urls[link.webinar_id] = absolute_page_url(link.webinar)
+        yield link, f"{base}?{param}={link.token}"
+
+
+def export_header(*, with_urls: bool = True) -> list[str]:
+    header = [_("Name"), _("E-mail"), _("Link"), _("Expires at"), _("Status")]
+    if not with_urls:
+        del header[2]
+    return [str(h) for h in header]
+
+
+def export_rows(
+    links: Iterable[PersonalLink], *, with_urls: bool = True
+) -> Iterator[list]:
+    """Rows for a CSV export: name, e-mail, link, expiry (local ISO time), status."""
+    pairs = link_urls(links) if with_urls else ((link, None) for link in links)
+    for link, url in pairs:
+        expires = (
+            timezone.localtime(link.expires_at).isoformat(timespec="minutes")
+            if link.expires_at
+            else ""
+        )
+        row = [link.name, link.email, expires, str(link.get_status_display())]
+        if with_urls:
+            row.insert(2, url)
+        yield row
+
+
+def register_log_actions(actions) -> None:
+    """Labels of our audit log actions (called by the ``register_log_actions`` hook)."""
+
+    @actions.register_action(ACTION_GENERATE)
+    class GenerateFormatter(LogFormatter):
+        label = _("Generate personal links")
+
+        def format_message(self, log_entry):
+            count = (log_entry.data or {}).get("count", 0)
+            return ngettext(
+                "Generated %(count)s personal link",
+                "Generated %(count)s personal links",
+                count,
+            ) % {"count": count}
+
+    actions.register_action(
+        ACTION_REVOKE, _("Revoke personal link"), _("Personal link revoked")
+    )
+    actions.register_action(
+        ACTION_RESET, _("Reset link devices"), _("Personal link devices reset")
+    )
+    actions.register_action(
+        ACTION_REISSUE, _("Re-issue personal link"), _("Personal link re-issued")
+    )
