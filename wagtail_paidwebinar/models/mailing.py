@@ -199,6 +199,10 @@ class Mailing(models.Model):
     # SEQUENCE of the attached .ics: later mailings of the same webinar carry a higher
     # number so calendars update the event instead of adding a second one.
     ics_sequence = models.PositiveIntegerField(default=0, editable=False)
+    # The non-personal part rendered and CSS-inlined once when sending starts
+    # (mailing/render.py): every job reuses it, and later edits of the draft fields
+    # cannot make one mailing send two different texts.
+    frozen_render = models.JSONField(default=dict, blank=True, editable=False)
 
     panels = [
         FieldPanel("webinar"),
