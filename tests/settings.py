@@ -5,12 +5,16 @@ DATABASE_URL / REDIS_URL switch to PostgreSQL and real Redis exactly as for the 
 
 import os
 
-os.environ.setdefault("EXAMPLE_SITE_VAR_DIR", os.path.join(os.path.dirname(__file__), ".var"))
+os.environ.setdefault(
+    "EXAMPLE_SITE_VAR_DIR", os.path.join(os.path.dirname(__file__), ".var")
+)
 
 from config.settings import *  # noqa: E402,F403
 
 if not os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

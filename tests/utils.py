@@ -29,7 +29,9 @@ def make_webinar(index=None, *, title="Django performance", slug=None, **fields)
     fields.setdefault("starts_at", timezone.now() + dt.timedelta(days=7))
     fields.setdefault("timezone", "Europe/Warsaw")
     fields.setdefault("intro", "<p>A public teaser.</p>")
-    page = WebinarPage(title=title, slug=slug or title.lower().replace(" ", "-"), **fields)
+    page = WebinarPage(
+        title=title, slug=slug or title.lower().replace(" ", "-"), **fields
+    )
     index.add_child(instance=page)
     page.save_revision().publish()
     page.refresh_from_db()

@@ -69,7 +69,10 @@ def parse_token(token: object) -> tuple[int, str] | None:
 
 def verify_mac(link_id: int, webinar_id: int, salt: str, mac: str) -> bool:
     """Constant-time check of ``mac`` against SECRET_KEY and its fallbacks."""
-    secrets_to_try = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    secrets_to_try = [
+        settings.SECRET_KEY,
+        *getattr(settings, "SECRET_KEY_FALLBACKS", []),
+    ]
     ok = False
     for secret in secrets_to_try:
         # No early exit: every key is tried, so timing says nothing about which.

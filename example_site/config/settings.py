@@ -85,7 +85,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 
 def database_from_url(url: str) -> dict:
-    """postgres://user:password@host:port/name or sqlite:///path as a DATABASES entry."""
+    """A DATABASES entry from postgres://user:pw@host:port/name or sqlite:///path."""
     parts = urlsplit(url)
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         return {
@@ -98,7 +98,10 @@ def database_from_url(url: str) -> dict:
             "CONN_MAX_AGE": 0,
         }
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": parts.path[1:] or ":memory:"}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": parts.path[1:] or ":memory:",
+        }
     raise ValueError(f"Unsupported DATABASE_URL scheme: {parts.scheme!r}")
 
 
@@ -115,7 +118,10 @@ else:
     }
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 
@@ -132,7 +138,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 WAGTAIL_SITE_NAME = "Webinars by Example"
-WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAIL_PAIDWEBINAR_BASE_URL", "http://127.0.0.1:8000")
+WAGTAILADMIN_BASE_URL = os.environ.get(
+    "WAGTAIL_PAIDWEBINAR_BASE_URL", "http://127.0.0.1:8000"
+)
 WAGTAIL_I18N_ENABLED = False
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 WAGTAILDOCS_SERVE_METHOD = "serve_view"
@@ -170,7 +178,9 @@ if WAGTAIL_PAIDWEBINAR_QUEUE != "default":
 RQ = {"COMMIT_MODE": "on_db_commit"}
 
 # --- e-mail ----------------------------------------------------------------------
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Webinars <webinars@example.com>")
+DEFAULT_FROM_EMAIL = os.environ.get(
+    "DEFAULT_FROM_EMAIL", "Webinars <webinars@example.com>"
+)
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
 if os.environ.get("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

@@ -14,5 +14,3 @@ class HomePage(Page):
 
     class Meta:
         verbose_name = "home page"
-
-

@@ -78,11 +78,14 @@ class PersonalLink(models.Model):
         from ..conf import get_setting
         from ..utils import absolute_page_url
 
-        return f"{absolute_page_url(self.webinar)}?{get_setting('TOKEN_PARAM')}={self.token}"
+        param = get_setting("TOKEN_PARAM")
+        return f"{absolute_page_url(self.webinar)}?{param}={self.token}"
 
     # --- state --------------------------------------------------------------------
     def is_expired(self, now=None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+        return self.expires_at is not None and self.expires_at <= (
+            now or timezone.now()
+        )
 
     @property
     def is_revoked(self) -> bool:

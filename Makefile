@@ -1,0 +1,39 @@
+# The two commands of README: `make demo` and `make test`.
+# DATABASE_URL / REDIS_URL / EMAIL_HOST switch from SQLite, the in-process queue and
+# console e-mail to PostgreSQL, real Redis and SMTP.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) example_site/manage.py
+STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test install lint messages
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test,postgres,demo]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(MANAGE) migrate --noinput
+	$(MANAGE) paidwebinar_demo --admin-password random
+	@echo "Serving on http://127.0.0.1:8000/ (Ctrl+C stops)"
+	$(MANAGE) runserver 127.0.0.1:8000
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+messages: install
+	cd wagtail_paidwebinar && ../$(PY) ../example_site/manage.py makemessages -l pl --no-obsolete
+	cd wagtail_paidwebinar && ../$(PY) ../example_site/manage.py compilemessages -l pl
