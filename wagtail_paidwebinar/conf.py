@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # Longest name and paste accepted by bulk generation.
     "MAX_NAME_LENGTH": 200,
     "MAX_LINES": 100_000,
+    # Largest .txt/.csv list of participants the "Generate links" form accepts (bytes).
+    # A paste is limited by Django's DATA_UPLOAD_MAX_MEMORY_SIZE instead.
+    "LINKS_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     # Device cookie set when a personal link is claimed.
     "DEVICE_COOKIE_NAME": "paidwebinar_device",
     "DEVICE_COOKIE_AGE": 60 * 60 * 24 * 400,

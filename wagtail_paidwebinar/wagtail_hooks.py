@@ -13,6 +13,18 @@ def register_link_log_actions(actions):
     register(actions)
 
 
+def _register_links_admin():
+    from wagtail.snippets.models import register_snippet
+
+    from .viewsets import PersonalLinkViewSet, RevokeBulkAction
+
+    register_snippet(PersonalLinkViewSet)
+    hooks.register("register_bulk_action", RevokeBulkAction)
+
+
+_register_links_admin()
+
+
 # --- the gate (access.py / gate.py) -----------------------------------------------
 
 # --- invitations: subscribers and mailings (modeladmin.py, mailing/) ---------------

@@ -1,0 +1,405 @@
+"""Admin views of the personal links (wired up by viewsets.PersonalLinkViewSet).
+
+Thin: each checks a permission, validates input and calls
+:mod:`wagtail_paidwebinar.actions`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.generic import FormView, TemplateView, View
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
+
+from .. import actions
+from ..csvutils import csv_response
+from ..forms.links import GenerateLinksForm
+from ..models import PersonalLink
+
+SESSION_KEY = "wagtail_paidwebinar_generated"
+# How long a result page (and its CSV download) stays available, and how many
+# results one session keeps; ids only, the URLs are recomputed on display.
+RESULT_TTL_SECONDS = 60 * 60
+RESULTS_KEPT = 3
+# Issues kept for the result page; a 10,000-line paste of garbage is summarised.
+ISSUES_KEPT = 1000
+# Rows shown on the result page; "copy all" and the CSV always hold every link.
+ROWS_SHOWN = 1000
+
+LINK_ACTIONS = ("revoke", "reset", "reissue")
+
+
+def can_see_urls(user) -> bool:
+    from ..viewsets import can_see_urls as check
+
+    return check(user)
+
+
+class LinkAdminMixin(PermissionCheckedMixin, WagtailAdminTemplateMixin):
+    """Common furniture: model, permission policy, breadcrumbs back to the listing."""
+
+    viewset = None
+    model = PersonalLink
+    header_icon = "link"
+
+    def index_url(self) -> str:
+        return reverse(self.viewset.get_url_name("list"))
+
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {"url": self.index_url(), "label": _("Personal links")},
+            {"url": "", "label": self.get_page_title()},
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["index_url"] = self.index_url()
+        return context
+
+
+# --- generate -------------------------------------------------------------------------
+
+
+def _issues(issues):
+    return [(i.line, i.raw, i.message) for i in issues[:ISSUES_KEPT]]
+
+
+def store_result(request, webinar, result) -> str:
+    """Keep a generation's outcome in the session; returns the key of its result page.
+
+    Only ids and messages are stored; never a token.
+    """
+    key = secrets.token_urlsafe(12)
+    results = {
+        k: v
+        for k, v in request.session.get(SESSION_KEY, {}).items()
+        if v.get("at", 0) > time.time() - RESULT_TTL_SECONDS
+    }
+    # Keep the newest few; a session is not a database.
+    for old in sorted(results, key=lambda k: results[k]["at"])[: -RESULTS_KEPT + 1]:
+        del results[old]
+    results[key] = {
+        "at": time.time(),
+        "webinar": webinar.pk,
+        "ids": [link.pk for link in result.created],
+        "duplicates": _issues(result.duplicates),
+        "errors": _issues(result.errors),
+        "warnings": _issues(result.warnings),
+        "counts": [len(result.duplicates), len(result.errors), len(result.warnings)],
+        "aborted": result.aborted,
+    }
+    request.session[SESSION_KEY] = results
+    return key
+
+
+def load_result(request, key: str) -> dict | None:
+    data = request.session.get(SESSION_KEY, {}).get(key)
+    if not data or data.get("at", 0) <= time.time() - RESULT_TTL_SECONDS:
+        return None
+    return data
+
+
+def too_big_message() -> str:
+    return str(
+        _(
+            "The pasted list is too large to send in one form (the limit is "
+            "%(size)s). Upload it as a .txt or .csv file instead, or split it."
+        )
+        % {"size": filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}
+    )
+
+
+@method_decorator(never_cache, name="dispatch")
+class GenerateView(LinkAdminMixin, FormView):
+    permission_required = "add"
+    page_title = _("Generate personal links")
+    template_name = "wagtail_paidwebinar/admin/links/generate.html"
+    form_class = GenerateLinksForm
+    too_big = False
+
+    def get_initial(self):
+        initial = super().get_initial()
+        if webinar := self.request.GET.get("webinar"):
+            initial["webinar"] = webinar if webinar.isdigit() else None
+        return initial
+
+    def get_form(self, form_class=None):
+        if self.too_big:
+            form = GenerateLinksForm(initial=self.get_initial())
+            form.add_error(None, too_big_message())
+            return form
+        return super().get_form(form_class)
+
+    def post(self, request, *args, **kwargs):
+        if self.too_big:
+            return self.render_to_response(self.get_context_data())
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        webinar = form.cleaned_data["webinar"]
+        result = actions.generate_links(
+            webinar,
+            form.cleaned_data["text"],
+            expires_at=form.cleaned_data["expires"],
+            user=self.request.user,
+            all_or_nothing=form.cleaned_data["all_or_nothing"],
+        )
+        key = store_result(self.request, webinar, result)
+        return redirect(self.viewset.get_url_name("generate_result"), key=key)
+
+
+def generate_view(viewset):
+    """The generate view, able to answer a paste over DATA_UPLOAD_MAX_MEMORY_SIZE.
+
+    Django raises RequestDataTooBig the first time ``request.POST`` is read, and the
+    CSRF middleware reads it before any view, turning the error into a bare 400. So
+    this view is exempt from the middleware's check, reads the body itself, shows a
+    friendly message when it is too big (nothing is changed then), and otherwise runs
+    the real view under ``csrf_protect``.
+    """
+    inner = csrf_protect(GenerateView.as_view(viewset=viewset))
+
+    @csrf_exempt
+    def view(request, *args, **kwargs):
+        if request.method == "POST":
+            try:
+                request.POST  # noqa: B018 - parse now to catch the size error here
+            except RequestDataTooBig:
+                too_big = GenerateView.as_view(viewset=viewset, too_big=True)
+                # Only renders the form with a message; CSRF is not needed for that.
+                return too_big(request, *args, **kwargs)
+        return inner(request, *args, **kwargs)
+
+    return view
+
+
+class GenerateResultMixin(LinkAdminMixin):
+    def dispatch(self, request, *args, **kwargs):
+        self.result = load_result(request, kwargs["key"])
+        if self.result is None:
+            messages.warning(
+                request,
+                _(
+                    "That result is no longer available; "
+                    "find the links in the list below."
+                ),
+            )
+            return HttpResponseRedirect(self.index_url())
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_links(self):
+        ids = self.result["ids"]
+        links = PersonalLink.objects.filter(pk__in=ids).select_related("webinar")
+        by_id = {link.pk: link for link in links}
+        return [by_id[pk] for pk in ids if pk in by_id]
+
+
+@method_decorator(never_cache, name="dispatch")
+class GenerateResultView(GenerateResultMixin, TemplateView):
+    permission_required = "add"
+    page_title = _("New personal links")
+    template_name = "wagtail_paidwebinar/admin/links/generate_result.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        links = self.get_links()
+        show_urls = can_see_urls(self.request.user)
+        rows = list(actions.link_urls(links)) if show_urls else [(x, "") for x in links]
+        duplicates, errors, warnings = self.result["counts"]
+        context.update(
+            {
+                "result": self.result,
+                "created_count": len(links),
+                "rows": rows[:ROWS_SHOWN],
+                "rows_hidden": max(0, len(rows) - ROWS_SHOWN),
+                "show_urls": show_urls,
+                "all_links_text": "\n".join(f"{link.name}\t{url}" for link, url in rows)
+                if show_urls
+                else "",
+                "duplicates_count": duplicates,
+                "errors_count": errors,
+                "warnings_count": warnings,
+                "csv_url": reverse(
+                    self.viewset.get_url_name("generate_result_csv"),
+                    kwargs={"key": self.kwargs["key"]},
+                ),
+                "generate_url": reverse(self.viewset.get_url_name("generate")),
+            }
+        )
+        return context
+
+
+class GenerateResultCSVView(GenerateResultMixin, View):
+    """The new links as CSV. The URL holds a random session-bound key, never a token."""
+
+    permission_required = "add"
+
+    def get(self, request, *args, **kwargs):
+        if not can_see_urls(request.user):
+            raise PermissionDenied
+        links = self.get_links()
+        return csv_response(
+            "personal-links-new.csv",
+            actions.export_header(),
+            actions.export_rows(links),
+        )
+
+
+# --- export ---------------------------------------------------------------------------
+
+
+class ExportView(LinkAdminMixin, View):
+    """CSV of the links matching the listing's filters and search; URLs only for
+    users with ``view_personal_link_url``."""
+
+    any_permission_required = ["add", "change", "delete", "view"]
+
+    def get(self, request, *args, **kwargs):
+        from ..viewsets import PersonalLinkFilterSet
+
+        queryset = PersonalLink.objects.select_related("webinar").order_by(
+            "webinar__title", "name", "pk"
+        )
+        filterset = PersonalLinkFilterSet(
+            request.GET, queryset=queryset, request=request
+        )
+        if filterset.is_valid():
+            queryset = filterset.qs
+        query = (request.GET.get("q") or "").strip()
+        if query:
+            from django.db.models import Q
+
+            queryset = queryset.filter(
+                Q(name__icontains=query) | Q(email__icontains=query)
+            )
+        with_urls = can_see_urls(request.user)
+        filename = "personal-links.csv"
+        webinar = (
+            filterset.form.cleaned_data.get("webinar") if filterset.is_valid() else None
+        )
+        if webinar is not None:
+            filename = f"personal-links-{webinar.slug}.csv"
+        return csv_response(
+            filename,
+            actions.export_header(with_urls=with_urls),
+            actions.export_rows(
+                queryset.iterator(chunk_size=2000), with_urls=with_urls
+            ),
+        )
+
+
+# --- per-link actions ---------------------------------------------------------------
+
+
+ACTION_TEXTS = {
+    "revoke": {
+        "title": _("Revoke personal link"),
+        "question": _(
+            "Revoke the link of %(name)s? It stops working on the holder's next "
+            "request and cannot be undone."
+        ),
+        "button": _("Yes, revoke"),
+        "done": _("The link of %(name)s was revoked."),
+        "serious": True,
+    },
+    "reset": {
+        "title": _("Reset devices"),
+        "question": _(
+            "Forget the browsers bound to the link of %(name)s? The next browser that "
+            "opens the link can claim it."
+        ),
+        "button": _("Yes, reset devices"),
+        "done": _("The devices of %(name)s were reset."),
+        "serious": False,
+    },
+    "reissue": {
+        "title": _("Re-issue personal link"),
+        "question": _(
+            "Give %(name)s a new link? The current URL stops working at once and bound "
+            "browsers are forgotten; send the new link to the person."
+        ),
+        "button": _("Yes, re-issue"),
+        "done": _("%(name)s has a new link; the old one no longer works."),
+        "serious": True,
+    },
+}
+
+
+@method_decorator(never_cache, name="dispatch")
+class LinkActionView(LinkAdminMixin, TemplateView):
+    """GET: a confirmation page. POST (with CSRF): revoke / reset / re-issue."""
+
+    permission_required = "change"
+    template_name = "wagtail_paidwebinar/admin/links/confirm_action.html"
+    action = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.action not in LINK_ACTIONS:
+            raise Http404
+        return super().dispatch(request, *args, **kwargs)
+
+    @property
+    def texts(self):
+        return ACTION_TEXTS[self.action]
+
+    def get_object(self):
+        return get_object_or_404(
+            PersonalLink.objects.select_related("webinar"), pk=self.kwargs["pk"]
+        )
+
+    def get_page_title(self):
+        return self.texts["title"]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        link = self.get_object()
+        context.update(
+            {
+                "link": link,
+                "question": self.texts["question"] % {"name": link.name},
+                "button": self.texts["button"],
+                "serious": self.texts["serious"],
+                "action_url": self.request.path,
+                "show_url": self.action == "reissue"
+                and can_see_urls(self.request.user),
+            }
+        )
+        return context
+
+    def post(self, request, *args, **kwargs):
+        link = self.get_object()
+        if self.action == "revoke":
+            if not actions.revoke_link(link, user=request.user):
+                messages.info(request, _("That link was already revoked."))
+                return redirect(self.index_url())
+        elif self.action == "reset":
+            actions.reset_link_devices(link, user=request.user)
+        else:
+            actions.reissue_link(link, user=request.user)
+        messages.success(request, self.texts["done"] % {"name": link.name})
+        return redirect(self.index_url())
+
+
+class AddRedirectView(LinkAdminMixin, View):
+    """The stock "Add personal link" URL leads to "Generate links"."""
+
+    permission_required = "add"
+
+    def get(self, request, *args, **kwargs):
+        return redirect(self.viewset.get_url_name("generate"))
+
+    post = get

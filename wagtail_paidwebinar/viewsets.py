@@ -1,0 +1,256 @@
+"""The "Personal links" snippet admin: listing, filters, row actions, bulk revoke.
+
+The views only check permissions and call :mod:`wagtail_paidwebinar.actions`. Links
+are created with "Generate links" (one or many lines) rather than the stock snippet
+create form, so that every link goes through the same parsing, normalisation and
+duplicate checks; the stock edit form stays for fixing a name, e-mail or expiry.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Count, Q
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from wagtail.admin.filters import WagtailFilterSet
+from wagtail.admin.panels import FieldPanel, ObjectList
+from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn
+from wagtail.admin.widgets import HeaderButton, ListingButton
+from wagtail.admin.widgets.button import Button
+from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
+from wagtail.snippets.views.snippets import IndexView, SnippetViewSet
+
+from . import actions
+from .forms.links import PersonalLinkEditForm
+from .models import LinkStatus, PersonalLink, WebinarPage
+from .views import links as link_views
+
+URL_PERMISSION = "wagtail_paidwebinar.view_personal_link_url"
+
+
+def can_see_urls(user) -> bool:
+    """May ``user`` see (copy, export) personal link URLs?"""
+    return user.is_active and user.has_perm(URL_PERMISSION)
+
+
+def status_q(status: str, now=None) -> Q:
+    """A filter matching links in ``status`` (the same rules as PersonalLink.status)."""
+    now = now or timezone.now()
+    live = Q(revoked_at__isnull=True)
+    not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    if status == LinkStatus.REVOKED:
+        return ~live
+    if status == LinkStatus.EXPIRED:
+        return live & Q(expires_at__lte=now)
+    if status == LinkStatus.IN_USE:
+        return live & not_expired & Q(claimed_at__isnull=False)
+    if status == LinkStatus.UNUSED:
+        return live & not_expired & Q(claimed_at__isnull=True)
+    return Q()
+
+
+class PersonalLinkFilterSet(WagtailFilterSet):
+    webinar = django_filters.ModelChoiceFilter(
+        label=_("Webinar"),
+        queryset=lambda request: WebinarPage.objects.order_by("-starts_at", "title"),
+    )
+    status = django_filters.ChoiceFilter(
+        label=_("Status"),
+        choices=LinkStatus.choices,
+        method="filter_status",
+        empty_label=_("Any"),
+    )
+
+    class Meta:
+        model = PersonalLink
+        fields = ["webinar", "status"]
+
+    def filter_status(self, queryset, name, value):
+        return queryset.filter(status_q(value)) if value else queryset
+
+
+class LinkUrlColumn(Column):
+    """A "Copy link" button; only added for users allowed to see URLs."""
+
+    cell_template_name = "wagtail_paidwebinar/admin/links/copy_cell.html"
+
+    def get_cell_context_data(self, instance, parent_context):
+        context = super().get_cell_context_data(instance, parent_context)
+        context["url"] = (
+            instance.get_url()
+            if instance.status()
+            in (
+                LinkStatus.UNUSED,
+                LinkStatus.IN_USE,
+            )
+            else ""
+        )
+        return context
+
+
+class PersonalLinkIndexView(IndexView):
+    viewset = None
+
+    def get_base_queryset(self):
+        return (
+            super()
+            .get_base_queryset()
+            .select_related("webinar")
+            .annotate(device_count=Count("devices"))
+        )
+
+    @cached_property
+    def columns(self):
+        columns = super().columns
+        if can_see_urls(self.request.user):
+            columns.append(LinkUrlColumn("link", label=_("Link")))
+        return columns
+
+    @cached_property
+    def header_buttons(self):
+        buttons = []
+        if self.user_has_permission("add"):
+            buttons.append(
+                HeaderButton(
+                    _("Generate links"),
+                    url=reverse(self.viewset.get_url_name("generate")),
+                    icon_name="plus",
+                )
+            )
+        return buttons
+
+    @cached_property
+    def header_more_buttons(self):
+        query = self.request.GET.urlencode()
+        url = reverse(self.viewset.get_url_name("export"))
+        return [
+            Button(
+                _("Download CSV"),
+                url=f"{url}?{query}" if query else url,
+                icon_name="download",
+                priority=10,
+            )
+        ]
+
+    def get_list_more_buttons(self, instance):
+        buttons = []
+        if self.user_has_permission("change"):
+            for name, label, icon in (
+                ("reissue", _("Re-issue (new URL)"), "rotate"),
+                ("reset", _("Reset devices"), "undo"),
+                ("revoke", _("Revoke"), "cross"),
+            ):
+                if name == "revoke" and instance.revoked_at:
+                    continue
+                buttons.append(
+                    ListingButton(
+                        label,
+                        url=reverse(
+                            self.viewset.get_url_name(name), args=[instance.pk]
+                        ),
+                        icon_name=icon,
+                        priority=15,
+                    )
+                )
+        return [*super().get_list_more_buttons(instance), *buttons]
+
+
+class RevokeBulkAction(SnippetBulkAction):
+    """Revoke the selected links (needs change permission)."""
+
+    display_name = _("Revoke")
+    action_type = "revoke_links"
+    aria_label = _("Revoke the selected personal links")
+    template_name = "wagtail_paidwebinar/admin/links/confirm_bulk_revoke.html"
+    action_priority = 20
+    models = [PersonalLink]
+
+    def check_perm(self, obj):
+        return self.permission_policy.user_has_permission_for_instance(
+            self.request.user, "change", obj
+        )
+
+    @classmethod
+    def execute_action(cls, objects, user=None, **kwargs):
+        revoked = sum(1 for link in objects if actions.revoke_link(link, user=user))
+        return revoked, 0
+
+    def get_success_message(self, num_parent_objects, num_child_objects):
+        return ngettext(
+            "%(count)d personal link revoked.",
+            "%(count)d personal links revoked.",
+            num_parent_objects,
+        ) % {"count": num_parent_objects}
+
+
+class PersonalLinkViewSet(SnippetViewSet):
+    model = PersonalLink
+    icon = "link"
+    menu_label = _("Personal links")
+    menu_name = "personal-links"
+    add_to_admin_menu = True
+    menu_order = 250
+    list_per_page = 50
+    copy_view_enabled = False
+    index_view_class = PersonalLinkIndexView
+    filterset_class = PersonalLinkFilterSet
+    search_fields = ["name", "email"]
+    search_backend_name = None
+    list_display = [
+        "name",
+        "email",
+        Column("webinar", label=_("Webinar"), accessor="webinar.title"),
+        StatusTagColumn(
+            "status",
+            label=_("Status"),
+            accessor="get_status_display",
+            primary=lambda link: link.status() == LinkStatus.IN_USE,
+        ),
+        Column("device_count", label=_("Devices"), sort_key="device_count"),
+        DateColumn("last_seen_at", label=_("Last seen"), sort_key="last_seen_at"),
+    ]
+    edit_handler = ObjectList(
+        [FieldPanel("name"), FieldPanel("email"), FieldPanel("expires_at")],
+        base_form_class=PersonalLinkEditForm,
+    )
+
+    def get_index_view_kwargs(self, **kwargs):
+        return super().get_index_view_kwargs(viewset=self, **kwargs)
+
+    @property
+    def add_view(self):
+        # Links are created through "Generate links" (see the module docstring).
+        return link_views.AddRedirectView.as_view(viewset=self)
+
+    def get_urlpatterns(self):
+        kwargs = {"viewset": self}
+        return [
+            *super().get_urlpatterns(),
+            path(
+                "generate/",
+                link_views.generate_view(**kwargs),
+                name="generate",
+            ),
+            path(
+                "generate/<str:key>/",
+                link_views.GenerateResultView.as_view(**kwargs),
+                name="generate_result",
+            ),
+            path(
+                "generate/<str:key>/csv/",
+                link_views.GenerateResultCSVView.as_view(**kwargs),
+                name="generate_result_csv",
+            ),
+            path("export/", link_views.ExportView.as_view(**kwargs), name="export"),
+            *[
+                path(
+                    f"<int:pk>/{name}/",
+                    link_views.LinkActionView.as_view(action=name, **kwargs),
+                    name=name,
+                )
+                for name in link_views.LINK_ACTIONS
+            ],
+        ]
