@@ -5,6 +5,7 @@ from tests.utils import make_index, make_user, make_webinar
 # Each area keeps its fixtures in its own module; add one line per module here.
 pytest_plugins: list[str] = [
     "tests.fixtures_links",
+    "tests.fixtures_gate",
 ]
 
 

@@ -1,5 +1,16 @@
 """Public URLs of the plugin (include them under any prefix, e.g. "webinars/")."""
 
+from django.urls import path
+
+from .views import materials
+
 app_name = "wagtail_paidwebinar"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    # The gate: room materials, served only to visitors the gate admits.
+    path(
+        "<int:page_id>/materials/<int:document_id>/",
+        materials.serve_material,
+        name="material",
+    ),
+]

@@ -27,4 +27,40 @@ _register_links_admin()
 
 # --- the gate (access.py / gate.py) -----------------------------------------------
 
+
+@hooks.register("on_serve_page")
+def paidwebinar_gate(callback):
+    """Every WebinarPage request goes through the gate; other pages pass untouched."""
+
+    def inner(page, request, serve_args, serve_kwargs):
+        from . import gate
+        from .models import WebinarPage
+
+        if not isinstance(page, WebinarPage):
+            return callback(page, request, serve_args, serve_kwargs)
+        return gate.serve_webinar(page, request, callback, serve_args, serve_kwargs)
+
+    return inner
+
+
+@hooks.register("register_admin_urls")
+def paidwebinar_attendance_urls():
+    from .views.attendance import urlpatterns
+
+    return urlpatterns
+
+
+@hooks.register("register_page_header_buttons")
+def paidwebinar_attendance_header_button(page, user, view_name=None, next_url=None):
+    from .views.attendance import attendance_buttons
+
+    return attendance_buttons(page, user, priority=45)
+
+
+@hooks.register("register_page_listing_more_buttons")
+def paidwebinar_attendance_more_button(page, user, next_url=None):
+    from .views.attendance import attendance_buttons
+
+    return attendance_buttons(page, user, priority=45)
+
 # --- invitations: subscribers and mailings (modeladmin.py, mailing/) ---------------

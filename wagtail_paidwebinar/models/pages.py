@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
@@ -288,7 +290,38 @@ class WebinarPage(Page):
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
-        # The gate puts its verdict on the request; without the gate (or for editors'
-        # previews) the room is shown, which is what a preview needs.
-        context.setdefault("room_visible", getattr(request, "paidwebinar_room", True))
+        # The gate (on_serve_page) puts its verdict on the request. Whatever did not
+        # go through it sees the teaser only, except editors' previews
+        # (serve_preview bypasses on_serve_page and is editors-only).
+        visible = getattr(request, "paidwebinar_room", False) or bool(
+            getattr(request, "is_preview", False)
+        )
+        context.setdefault("room_visible", visible)
+        link = getattr(request, "paidwebinar_link", None)
+        context.setdefault("paidwebinar_link", link)
         return context
+
+    # --- keeping hidden pages out of sitemaps and site search ----------------------
+    def get_sitemap_urls(self, request=None):
+        if self.hide_from_search_engines:
+            return []
+        return super().get_sitemap_urls(request)
+
+    @classmethod
+    def get_indexed_objects(cls):
+        # update_index skips hidden webinars; the post_save receiver below removes
+        # one that was indexed before it was hidden.
+        return super().get_indexed_objects().filter(hide_from_search_engines=False)
+
+
+@receiver(post_save, sender=WebinarPage)
+def _unindex_hidden_webinar(sender, instance, raw=False, **kwargs):
+    """Drop a webinar from the search index once it is hidden from search engines.
+
+    modelsearch only adds what get_indexed_objects() returns and never removes, so a
+    page switched to hidden would otherwise stay findable. The check reads the saved
+    row, not the instance: saving a draft revision must not change the live index.
+    """
+    if raw or index.get_indexed_instance(instance) is not None:
+        return
+    index.remove_object(instance)

@@ -1,0 +1,305 @@
+"""The gate's decisions, as plain functions returning a :class:`Decision`.
+
+Nothing here builds a response or writes to the database: gate.py turns a decision
+into a page, a cookie or a redirect and carries out the claim (claims.py), the
+attendance records and the throttle counters the decision asks for. The reads are
+kept to what the hot path can afford: a visitor coming back to the room costs one
+indexed query (their device row joined with its link).
+
+Who gets in:
+
+* a browser bound to a valid personal link of the page (device cookie), inside the
+  access window, and holding a room password pass when the page has a password;
+* with ``allow_link_sharing``, anyone inside the window who entered the room password
+  (or anyone at all when there is no password);
+* everybody else sees the public teaser.
+
+A personal link in the URL (``?access=<token>``) never binds on GET or HEAD (mail
+scanners open links): a valid, unclaimed link shows a confirm page, and only a POST
+claims it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.utils.crypto import salted_hmac
+
+from . import throttle, tokens
+from .claims import hash_secret
+from .models import AccessEventKind, LinkDevice, PersonalLink, WebinarPage
+
+logger = logging.getLogger(__name__)
+
+PASS_KEY_SALT = "wagtail_paidwebinar.access.password_pass"  # noqa: S105 - a name, not a secret
+ACTION_FIELD = "pw_action"
+CLAIM_ACTION = "claim"
+PASSWORD_ACTION = "password"  # noqa: S105 - a name, not a secret
+PASSWORD_FIELD = "password"  # noqa: S105 - a name, not a secret
+TOKEN_SCOPE = "token"  # noqa: S105 - a name, not a secret
+PASSWORD_SCOPE = "password"  # noqa: S105 - a name, not a secret
+
+
+class Outcome(enum.Enum):
+    GRANT = "grant"  # show the room
+    TEASER = "teaser"  # the public page, room hidden
+    CONFIRM = "confirm"  # "Join as <name>" with a POST button
+    CLAIM = "claim"  # POST of the confirm form: claim a device slot
+    REDIRECT_CLEAN = "redirect_clean"  # this browser holds the link: drop the token
+    ASK_PASSWORD = "ask_password"  # noqa: S105 - password form (error=True after a wrong one)
+    PASSWORD_OK = "password_ok"  # noqa: S105 - right password: set the pass, redirect
+    REFUSE_GENERIC = "refuse_generic"  # bad/tampered/other-webinar/revoked token
+    REFUSE_IN_USE = "refuse_in_use"  # every device slot taken by other browsers
+    REFUSE_EXPIRED = "refuse_expired"  # only to a browser that had claimed the link
+    NOT_OPEN_YET = "not_open_yet"  # before the access window
+    CLOSED = "closed"  # after the access window
+    THROTTLED = "throttled"  # too many failures: 429 + Retry-After
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What the gate needs to know about one request, read off it by gate.py."""
+
+    method: str
+    now: dt.datetime
+    token: str | None = None
+    device_secret: str | None = None
+    pass_cookie: str | None = None
+    action: str = ""
+    password: str | None = None
+    client: str = ""  # throttling identity: device cookie, session or address
+    ip: str = ""
+
+    @property
+    def is_post(self) -> bool:
+        return self.method == "POST"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    link: PersonalLink | None = None
+    device: LinkDevice | None = None
+    retry_after: int = 0
+    password_error: bool = False
+    # Side effects gate.py carries out: an attendance record and a throttle failure.
+    event: AccessEventKind | None = None
+    failure_scope: str | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.outcome is Outcome.GRANT
+
+
+# --- small pure checks -------------------------------------------------------------
+
+
+def window_outcome(page: WebinarPage, now: dt.datetime) -> Outcome | None:
+    """``NOT_OPEN_YET``/``CLOSED`` outside the access window, ``None`` inside.
+
+    Both edges belong to the window: at ``access_closes_at`` the room is still open,
+    one second later it is closed.
+    """
+    opens_at = page.access_opens_at
+    if opens_at is not None and now < opens_at:
+        return Outcome.NOT_OPEN_YET
+    closes_at = page.access_closes_at
+    if closes_at is not None and now > closes_at:
+        return Outcome.CLOSED
+    return None
+
+
+def link_problem(link: PersonalLink, now: dt.datetime) -> AccessEventKind | None:
+    """Why a link no longer admits (revoked/expired), or ``None`` when it does."""
+    if link.revoked_at is not None:
+        return AccessEventKind.REFUSED_REVOKED
+    if link.expires_at is not None and link.expires_at <= now:
+        return AccessEventKind.REFUSED_EXPIRED
+    return None
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "replace")).digest()
+
+
+def password_matches(page: WebinarPage, candidate: str | None) -> bool:
+    """Constant-time comparison of ``candidate`` with the room password.
+
+    Both sides are hashed first so the comparison does not leak the length either.
+    """
+    if not page.room_password or candidate is None:
+        return False
+    return hmac.compare_digest(_digest(candidate), _digest(page.room_password))
+
+
+def _pass_mac(page: WebinarPage, nonce: str) -> str:
+    # The password is part of the MAC: changing it ends every earlier pass.
+    value = f"{page.pk}:{nonce}:{page.room_password}"
+    return salted_hmac(PASS_KEY_SALT, value, algorithm="sha256").hexdigest()[:40]
+
+
+def make_password_pass(page: WebinarPage) -> str:
+    """The value of the cookie that proves this browser entered the room password."""
+    nonce = secrets.token_urlsafe(12)
+    return f"{nonce}.{_pass_mac(page, nonce)}"
+
+
+def has_password_pass(page: WebinarPage, cookie: str | None) -> bool:
+    """Does ``cookie`` prove the current room password was entered?"""
+    if not cookie or not page.room_password or len(cookie) > 100:
+        return False
+    nonce, sep, mac = cookie.partition(".")
+    if not sep:
+        return False
+    return hmac.compare_digest(_pass_mac(page, nonce), mac)
+
+
+# --- database reads ----------------------------------------------------------------
+
+
+def find_bound_devices(
+    page: WebinarPage, device_secret: str | None
+) -> list[LinkDevice]:
+    """This browser's device rows for links of ``page``, with their links.
+
+    The one query of the hot path: an index lookup on the device hash joined with
+    the link row.
+    """
+    if not device_secret or len(device_secret) > 200:
+        return []
+    return list(
+        LinkDevice.objects.filter(
+            secret_hash=hash_secret(device_secret), link__webinar_id=page.pk
+        )
+        .select_related("link")
+        .order_by("pk")
+    )
+
+
+def load_link(page: WebinarPage, token: str | None) -> PersonalLink | None:
+    """The personal link ``token`` names, if it is genuine and belongs to ``page``.
+
+    Malformed, tampered and other-webinar tokens all give ``None``; revoked and
+    expired links are returned (the caller decides what to say).
+    """
+    parsed = tokens.parse_token(token)
+    if parsed is None:
+        logger.debug("Gate: malformed token for page %s", page.pk)
+        return None
+    link_id, mac = parsed
+    link = PersonalLink.objects.filter(pk=link_id, webinar_id=page.pk).first()
+    if link is None or not tokens.verify_mac(link.pk, page.pk, link.salt, mac):
+        logger.debug("Gate: unknown or forged token for page %s", page.pk)
+        return None
+    return link
+
+
+# --- the decision ------------------------------------------------------------------
+
+
+def decide(page: WebinarPage, visit: Visit) -> Decision:
+    """What the gate does with this visit to ``page``."""
+    if visit.token is not None:
+        return decide_token(page, visit)
+    return decide_clean(page, visit)
+
+
+def decide_token(page: WebinarPage, visit: Visit) -> Decision:
+    """A personal link in the URL: confirm, claim, redirect or refuse."""
+    state = throttle.check(TOKEN_SCOPE, page.pk, visit.client, visit.ip)
+    if state.blocked:
+        return Decision(Outcome.THROTTLED, retry_after=state.retry_after)
+
+    link = load_link(page, visit.token)
+    if link is None:
+        return Decision(
+            Outcome.REFUSE_GENERIC,
+            event=AccessEventKind.REFUSED_INVALID,
+            failure_scope=TOKEN_SCOPE,
+        )
+
+    devices = list(link.devices.only("pk", "secret_hash", "link_id"))
+    mine = hash_secret(visit.device_secret) if visit.device_secret else None
+    bound = next((d for d in devices if d.secret_hash == mine), None)
+
+    problem = link_problem(link, visit.now)
+    if problem is AccessEventKind.REFUSED_EXPIRED and bound is not None:
+        return Decision(Outcome.REFUSE_EXPIRED, link=link, event=problem)
+    if problem is not None:
+        # Revoked and expired look exactly like a forged token from outside.
+        return Decision(
+            Outcome.REFUSE_GENERIC, link=link, event=problem, failure_scope=TOKEN_SCOPE
+        )
+    if bound is not None:
+        return Decision(Outcome.REDIRECT_CLEAN, link=link, device=bound)
+    if len(devices) >= page.max_devices_per_link:
+        return Decision(
+            Outcome.REFUSE_IN_USE, link=link, event=AccessEventKind.REFUSED_IN_USE
+        )
+    if visit.is_post and visit.action == CLAIM_ACTION:
+        return Decision(Outcome.CLAIM, link=link)
+    return Decision(Outcome.CONFIRM, link=link)
+
+
+def decide_clean(page: WebinarPage, visit: Visit) -> Decision:
+    """The page URL without a token: device cookie, then link sharing, then teaser."""
+    link = device = None
+    expired_link = None
+    for candidate in find_bound_devices(page, visit.device_secret):
+        problem = link_problem(candidate.link, visit.now)
+        if problem is None:
+            device, link = candidate, candidate.link
+            break
+        if problem is AccessEventKind.REFUSED_EXPIRED:
+            expired_link = candidate.link
+
+    if link is None and not page.allow_link_sharing:
+        if expired_link is not None:
+            return Decision(Outcome.REFUSE_EXPIRED, link=expired_link)
+        return Decision(Outcome.TEASER)
+
+    closed = window_outcome(page, visit.now)
+    if closed is not None:
+        return Decision(closed, link=link, device=device)
+
+    if page.room_password and not has_password_pass(page, visit.pass_cookie):
+        return decide_password(page, visit, link=link, device=device)
+    return Decision(Outcome.GRANT, link=link, device=device)
+
+
+def decide_password(
+    page: WebinarPage,
+    visit: Visit,
+    *,
+    link: PersonalLink | None = None,
+    device: LinkDevice | None = None,
+) -> Decision:
+    """The room password is needed: show the form, or check a posted password."""
+    if not (visit.is_post and visit.action == PASSWORD_ACTION):
+        return Decision(Outcome.ASK_PASSWORD, link=link, device=device)
+    state = throttle.check(PASSWORD_SCOPE, page.pk, visit.client, visit.ip)
+    if state.blocked:
+        return Decision(
+            Outcome.THROTTLED, link=link, device=device, retry_after=state.retry_after
+        )
+    if password_matches(page, visit.password):
+        return Decision(
+            Outcome.PASSWORD_OK,
+            link=link,
+            device=device,
+            event=AccessEventKind.PASSWORD_OK if link is not None else None,
+        )
+    return Decision(
+        Outcome.ASK_PASSWORD,
+        link=link,
+        device=device,
+        password_error=True,
+        event=AccessEventKind.PASSWORD_FAILED,
+        failure_scope=PASSWORD_SCOPE,
+    )

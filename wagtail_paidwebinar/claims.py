@@ -1,0 +1,106 @@
+"""Binding a personal link to a browser: the atomic claim of a device slot."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
+from .models.attendance import truncate_ip
+
+
+def new_device_secret() -> str:
+    """A random device secret for the device cookie (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """What the database keeps of a device secret: its SHA-256, hex."""
+    return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+
+
+class ClaimOutcome(enum.Enum):
+    CLAIMED = "claimed"  # a new device slot was taken
+    ALREADY_BOUND = "already_bound"  # this browser already holds a slot
+    IN_USE = "in_use"  # every slot is taken by other browsers
+    INVALID = "invalid"  # no such link, revoked or expired
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    outcome: ClaimOutcome
+    link: PersonalLink | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.ALREADY_BOUND)
+
+
+def claim_link(
+    link_id: int, device_secret: str, *, user_agent: str = "", ip: str = ""
+) -> ClaimResult:
+    """Take one of the link's device slots for the browser holding ``device_secret``.
+
+    The link row is locked (``SELECT ... FOR UPDATE``) while the slots are counted and
+    the new device is inserted, so of N simultaneous claims for the last slot exactly
+    one wins on PostgreSQL; the others see the full count once the winner commits.
+    (SQLite has no row locks but serialises writers on the whole database.)
+    """
+    secret_hash = hash_secret(device_secret)
+    now = timezone.now()
+    with transaction.atomic():
+        link = (
+            PersonalLink.objects.select_for_update()
+            .filter(pk=link_id)
+            .only("pk", "webinar_id", "name", "revoked_at", "expires_at", "claimed_at")
+            .first()
+        )
+        if link is None or link.revoked_at is not None or link.is_expired(now):
+            return ClaimResult(ClaimOutcome.INVALID, link)
+        devices = list(
+            LinkDevice.objects.filter(link_id=link.pk).values_list(
+                "secret_hash", flat=True
+            )
+        )
+        if secret_hash in devices:
+            return ClaimResult(ClaimOutcome.ALREADY_BOUND, link)
+        max_devices = (
+            WebinarPage.objects.filter(pk=link.webinar_id)
+            .values_list("max_devices_per_link", flat=True)
+            .first()
+        ) or 1
+        if len(devices) >= max_devices:
+            return ClaimResult(ClaimOutcome.IN_USE, link)
+        try:
+            with transaction.atomic():
+                LinkDevice.objects.create(
+                    link=link,
+                    secret_hash=secret_hash,
+                    created_at=now,
+                    last_seen_at=now,
+                    user_agent=(user_agent or "")[:255],
+                    ip=truncate_ip(ip),
+                )
+        except IntegrityError:
+            # The same browser double-posted and its first request won.
+            return ClaimResult(ClaimOutcome.ALREADY_BOUND, link)
+        fields = ["last_seen_at"]
+        link.last_seen_at = now
+        if link.claimed_at is None:
+            link.claimed_at = now
+            fields.append("claimed_at")
+        link.save(update_fields=fields)
+        AccessEvent.objects.create(
+            webinar_id=link.webinar_id,
+            link=link,
+            time=now,
+            kind=AccessEventKind.CLAIM,
+            ip=truncate_ip(ip),
+            user_agent=(user_agent or "")[:255],
+        )
+    return ClaimResult(ClaimOutcome.CLAIMED, link)

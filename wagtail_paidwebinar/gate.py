@@ -1,0 +1,253 @@
+"""Turns the gate's decisions (access.py) into responses.
+
+``serve_webinar`` is what the ``on_serve_page`` hook calls for a WebinarPage: it reads
+the request into an :class:`access.Visit`, asks :func:`access.decide`, carries out
+the side effects the decision names (claim, cookies, attendance, throttle counters)
+and marks every response private and never cached: the same URL shows the room to
+one browser and the teaser to the next, so no shared cache may keep either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+
+from . import access, conf, throttle
+from .access import Decision, Outcome, Visit
+from .claims import ClaimOutcome, claim_link, hash_secret, new_device_secret
+from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
+from .models.attendance import truncate_ip
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[WebinarPage, HttpRequest, tuple, dict], HttpResponse]
+
+_TEMPLATES = {
+    Outcome.CONFIRM: ("wagtail_paidwebinar/gate/confirm.html", 200),
+    Outcome.ASK_PASSWORD: ("wagtail_paidwebinar/gate/password.html", 200),
+    Outcome.REFUSE_GENERIC: ("wagtail_paidwebinar/gate/refused.html", 403),
+    Outcome.REFUSE_IN_USE: ("wagtail_paidwebinar/gate/in_use.html", 403),
+    Outcome.REFUSE_EXPIRED: ("wagtail_paidwebinar/gate/expired.html", 403),
+    Outcome.NOT_OPEN_YET: ("wagtail_paidwebinar/gate/window.html", 403),
+    Outcome.CLOSED: ("wagtail_paidwebinar/gate/window.html", 403),
+    Outcome.THROTTLED: ("wagtail_paidwebinar/gate/throttled.html", 429),
+}
+
+
+def pass_cookie_name(page: WebinarPage) -> str:
+    return f"{conf.get_setting('DEVICE_COOKIE_NAME')}_pass_{page.pk}"
+
+
+def client_ip(request: HttpRequest) -> str:
+    """REMOTE_ADDR; behind a proxy, set it from the proxy's header in a middleware."""
+    return request.META.get("REMOTE_ADDR", "") or ""
+
+
+def read_visit(page: WebinarPage, request: HttpRequest) -> Visit:
+    """The parts of ``request`` the decision needs."""
+    method = "GET" if request.method == "HEAD" else (request.method or "GET")
+    device_secret = request.COOKIES.get(conf.get_setting("DEVICE_COOKIE_NAME")) or None
+    ip = client_ip(request)
+    session_cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    post = request.POST if method == "POST" else {}
+    return Visit(
+        method=method,
+        now=timezone.now(),
+        token=request.GET.get(conf.get_setting("TOKEN_PARAM")),
+        device_secret=device_secret,
+        pass_cookie=request.COOKIES.get(pass_cookie_name(page)),
+        action=str(post.get(access.ACTION_FIELD, ""))[:20],
+        password=post.get(access.PASSWORD_FIELD) if post else None,
+        # A browser without cookies is told apart by address and user agent; a
+        # script rotating either still meets the per-address ceiling.
+        client=device_secret
+        or session_cookie
+        or f"ip:{ip}:ua:{request.headers.get('User-Agent', '')[:200]}",
+        ip=ip,
+    )
+
+
+def serve_webinar(
+    page: WebinarPage,
+    request: HttpRequest,
+    callback: Callback,
+    args: tuple,
+    kwargs: dict,
+) -> HttpResponse:
+    """Serve ``page`` through the gate."""
+    visit = read_visit(page, request)
+    decision = access.decide(page, visit)
+    apply_side_effects(page, request, visit, decision)
+    response = respond(page, request, visit, decision, callback, args, kwargs)
+    add_never_cache_headers(response)
+    if visit.token is not None:
+        # The token must not travel to other sites (or our own analytics) in Referer.
+        response.headers["Referrer-Policy"] = "no-referrer"
+    if decision.outcome is not Outcome.TEASER or page.hide_from_search_engines:
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def apply_side_effects(
+    page: WebinarPage, request: HttpRequest, visit: Visit, decision: Decision
+) -> None:
+    """Throttle counters, attendance records and last-seen stamps."""
+    if decision.failure_scope:
+        throttle.record_failure(decision.failure_scope, page.pk, visit.client, visit.ip)
+    if decision.event is not None:
+        record_event(page, request, decision.event, decision.link)
+    if decision.outcome is Outcome.GRANT and decision.device is not None:
+        record_entry(page, request, decision.device, visit.now)
+
+
+def record_event(
+    page: WebinarPage,
+    request: HttpRequest,
+    kind: AccessEventKind,
+    link: PersonalLink | None,
+) -> None:
+    # A forged or malformed token names no link we trust: never pin it on one.
+    if kind is AccessEventKind.REFUSED_INVALID:
+        link = None
+    AccessEvent.objects.create(
+        webinar_id=page.pk,
+        link=link,
+        kind=kind,
+        ip=truncate_ip(client_ip(request)),
+        user_agent=request.headers.get("User-Agent", "")[:255],
+    )
+
+
+def record_entry(
+    page: WebinarPage, request: HttpRequest, device: LinkDevice, now: dt.datetime
+) -> None:
+    """An "entry" at most once per ENTRY_INTERVAL per device (most views: no write)."""
+    interval = dt.timedelta(seconds=int(conf.get_setting("ENTRY_INTERVAL")))
+    if device.last_seen_at and now - device.last_seen_at < interval:
+        return
+    LinkDevice.objects.filter(pk=device.pk).update(last_seen_at=now)
+    PersonalLink.objects.filter(pk=device.link_id).update(last_seen_at=now)
+    record_event(page, request, AccessEventKind.ENTRY, device.link)
+
+
+def respond(
+    page: WebinarPage,
+    request: HttpRequest,
+    visit: Visit,
+    decision: Decision,
+    callback: Callback,
+    args: tuple,
+    kwargs: dict,
+) -> HttpResponse:
+    outcome = decision.outcome
+    if outcome in (Outcome.GRANT, Outcome.TEASER):
+        request.paidwebinar_room = outcome is Outcome.GRANT
+        request.paidwebinar_link = decision.link
+        return callback(page, request, args, kwargs)
+    if outcome is Outcome.CLAIM:
+        return claim(page, request, visit, decision)
+    if outcome is Outcome.REDIRECT_CLEAN:
+        return HttpResponseRedirect(request.path)
+    if outcome is Outcome.PASSWORD_OK:
+        response = HttpResponseRedirect(request.path)
+        response.set_cookie(
+            pass_cookie_name(page),
+            access.make_password_pass(page),
+            max_age=int(conf.get_setting("PASSWORD_PASS_AGE")),
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
+        return response
+    return render_gate_page(page, request, decision)
+
+
+def render_gate_page(
+    page: WebinarPage, request: HttpRequest, decision: Decision, status: int = 0
+) -> HttpResponse:
+    template, default_status = _TEMPLATES[decision.outcome]
+    context = {
+        "page": page,
+        "self": page,
+        "request": request,
+        "decision": decision,
+        "outcome": decision.outcome.value,
+        "link": decision.link,
+        "action_field": access.ACTION_FIELD,
+        "password_field": access.PASSWORD_FIELD,
+        "claim_action": access.CLAIM_ACTION,
+        "password_action": access.PASSWORD_ACTION,
+        "retry_after_minutes": max(1, (decision.retry_after + 59) // 60),
+        "room_visible": False,
+    }
+    if decision.outcome is Outcome.REFUSE_IN_USE:
+        context["contact_email"] = organiser_email(request)
+    response = TemplateResponse(
+        request, template, context, status=status or default_status
+    )
+    if decision.outcome is Outcome.THROTTLED:
+        response.headers["Retry-After"] = str(max(1, decision.retry_after))
+    return response
+
+
+def organiser_email(request: HttpRequest) -> str:
+    """Whom a refused visitor should write to: the mailing settings' reply-to/from."""
+    try:
+        from .models import MailingSettings
+
+        mailing = MailingSettings.for_request(request)
+        return mailing.reply_to or mailing.from_email or ""
+    except Exception:  # noqa: BLE001 - a refusal page must render whatever happens
+        logger.debug("Gate: no organiser e-mail", exc_info=True)
+        return ""
+
+
+def claim(
+    page: WebinarPage, request: HttpRequest, visit: Visit, decision: Decision
+) -> HttpResponse:
+    """The confirm form was posted: bind the link to this browser."""
+    link = decision.link
+    assert link is not None  # noqa: S101 - decide_token returns CLAIM with a link
+    # A fresh secret on every claim: a device cookie planted by someone else (cookie
+    # injection from a sibling domain) never ends up bound to a real link.
+    secret = new_device_secret()
+    result = claim_link(
+        link.pk,
+        secret,
+        user_agent=request.headers.get("User-Agent", ""),
+        ip=client_ip(request),
+    )
+    if result.outcome is ClaimOutcome.IN_USE:
+        record_event(page, request, AccessEventKind.REFUSED_IN_USE, link)
+        return render_gate_page(
+            page, request, Decision(Outcome.REFUSE_IN_USE, link=link)
+        )
+    if result.outcome is ClaimOutcome.INVALID:
+        return render_gate_page(page, request, Decision(Outcome.REFUSE_GENERIC))
+    if visit.device_secret:
+        # Carry this browser's other bindings over to the new secret.
+        LinkDevice.objects.filter(secret_hash=hash_secret(visit.device_secret)).exclude(
+            link_id=link.pk
+        ).update(secret_hash=hash_secret(secret))
+    # A new session key at the moment of privilege change (session fixation).
+    request.session.cycle_key()
+    grants = dict(request.session.get("paidwebinar_grants", {}))
+    grants[str(page.pk)] = link.pk
+    request.session["paidwebinar_grants"] = grants
+    response = HttpResponseRedirect(request.path)
+    response.set_cookie(
+        conf.get_setting("DEVICE_COOKIE_NAME"),
+        secret,
+        max_age=int(conf.get_setting("DEVICE_COOKIE_AGE")),
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response

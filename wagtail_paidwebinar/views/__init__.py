@@ -1,0 +1,1 @@
+"""Views of wagtail_paidwebinar (one module per area)."""

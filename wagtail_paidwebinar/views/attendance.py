@@ -1,0 +1,137 @@
+"""Admin: who joined a webinar, when, and which links were refused elsewhere."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import TemplateView
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.widgets import Button
+
+from ..models import AccessEvent, AccessEventKind, PersonalLink, WebinarPage
+
+PER_PAGE = 100
+RECENT_EVENTS = 50
+
+
+def can_view_attendance(user, page: WebinarPage) -> bool:
+    """Editors of the page, or holders of the access-event view permission."""
+    if not user.is_authenticated:
+        return False
+    if user.has_perm("wagtail_paidwebinar.view_accessevent"):
+        return True
+    return page.permissions_for_user(user).can_edit()
+
+
+def attendance_rows(page: WebinarPage):
+    """The page's links with device, entry and refusal counts; suspects first."""
+    return (
+        PersonalLink.objects.filter(webinar=page)
+        .annotate(
+            device_count=Count("devices", distinct=True),
+            entry_count=Count(
+                "access_events",
+                filter=Q(
+                    access_events__kind__in=[
+                        AccessEventKind.CLAIM,
+                        AccessEventKind.ENTRY,
+                    ]
+                ),
+                distinct=True,
+            ),
+            refused_count=Count(
+                "access_events",
+                filter=Q(access_events__kind=AccessEventKind.REFUSED_IN_USE),
+                distinct=True,
+            ),
+            last_refused_at=Max(
+                "access_events__time",
+                filter=Q(access_events__kind=AccessEventKind.REFUSED_IN_USE),
+            ),
+        )
+        .order_by("-refused_count", "claimed_at", "name", "pk")
+    )
+
+
+class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
+    template_name = "wagtail_paidwebinar/admin/attendance.html"
+    header_icon = "group"
+
+    def dispatch(self, request, page_id):
+        self.page = get_object_or_404(WebinarPage, pk=page_id)
+        if not can_view_attendance(request.user, self.page):
+            raise PermissionDenied
+        return super().dispatch(request, page_id)
+
+    def get_page_title(self):
+        return _("Attendance")
+
+    def get_page_subtitle(self):
+        return self.page.get_admin_display_title()
+
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {
+                "url": reverse("wagtailadmin_pages:edit", args=[self.page.pk]),
+                "label": self.page.get_admin_display_title(),
+            },
+            {"url": "", "label": _("Attendance")},
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        rows = attendance_rows(self.page)
+        paginator = Paginator(rows, PER_PAGE)
+        page_obj = paginator.get_page(self.request.GET.get("p"))
+        links = PersonalLink.objects.filter(webinar=self.page)
+        context.update(
+            webinar=self.page,
+            page_obj=page_obj,
+            rows=page_obj.object_list,
+            total_links=links.count(),
+            joined=links.filter(claimed_at__isnull=False).count(),
+            flagged=AccessEvent.objects.filter(
+                webinar=self.page, kind=AccessEventKind.REFUSED_IN_USE
+            )
+            .exclude(link=None)
+            .values("link")
+            .distinct()
+            .count(),
+            events=AccessEvent.objects.filter(webinar=self.page).select_related("link")[
+                :RECENT_EVENTS
+            ],
+        )
+        return context
+
+
+def attendance_buttons(page, user, *, priority: int = 45) -> list[Button]:
+    """An "Attendance" button for webinar pages the user may see it for."""
+    if not issubclass(page.specific_class or object, WebinarPage):
+        return []
+    if not (
+        user.has_perm("wagtail_paidwebinar.view_accessevent")
+        or page.permissions_for_user(user).can_edit()
+    ):
+        return []
+    return [
+        Button(
+            _("Attendance"),
+            url=reverse("wagtail_paidwebinar_attendance", args=[page.pk]),
+            icon_name="group",
+            priority=priority,
+        )
+    ]
+
+
+urlpatterns = [
+    path(
+        "paidwebinar/attendance/<int:page_id>/",
+        AttendanceView.as_view(),
+        name="wagtail_paidwebinar_attendance",
+    ),
+]

@@ -1,0 +1,81 @@
+"""Room materials, downloadable only by visitors who passed the gate."""
+
+from __future__ import annotations
+
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils.cache import add_never_cache_headers
+from wagtail.documents import get_document_model
+from wagtail.documents.models import document_served
+
+from .. import access, gate
+from ..models import WebinarPage
+
+
+def room_document_ids(page: WebinarPage) -> set[int]:
+    """Ids of the documents in the room's materials blocks (read from raw data: no
+    queries)."""
+    ids: set[int] = set()
+    for block in page.room.raw_data:
+        if block.get("type") != "materials":
+            continue
+        for item in (block.get("value") or {}).get("documents") or []:
+            # ListBlock items are {"type": "item", "value": id, "id": uuid} in the
+            # current format, bare ids in the old one.
+            value = item.get("value") if isinstance(item, dict) else item
+            if isinstance(value, int):
+                ids.add(value)
+    return ids
+
+
+def may_download(page: WebinarPage, request: HttpRequest) -> bool:
+    """The gate's verdict on this browser for ``page`` (editors always may)."""
+    for restriction in page.get_view_restrictions():
+        if not restriction.accept_request(request):
+            return False
+    visit = gate.read_visit(page, request)
+    # The download link never carries a token, nor is it a form post.
+    visit = access.Visit(
+        method="GET",
+        now=visit.now,
+        device_secret=visit.device_secret,
+        pass_cookie=visit.pass_cookie,
+        client=visit.client,
+        ip=visit.ip,
+    )
+    if access.decide_clean(page, visit).granted:
+        return True
+    user = getattr(request, "user", None)
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and page.permissions_for_user(user).can_edit()
+    )
+
+
+def serve_material(
+    request: HttpRequest, page_id: int, document_id: int
+) -> HttpResponse:
+    """Send one document of the room to a visitor the gate admits; 404 otherwise.
+
+    A refusal is a 404 (not 403) so the URL says nothing about which documents exist.
+    """
+    page = get_object_or_404(WebinarPage.objects.live(), pk=page_id)
+    if document_id not in room_document_ids(page) or not may_download(page, request):
+        raise Http404
+    document = get_object_or_404(get_document_model(), pk=document_id)
+    try:
+        handle = document.file.open("rb")
+    except (OSError, ValueError) as exc:
+        raise Http404 from exc
+    document_served.send(sender=type(document), instance=document, request=request)
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=document.filename,
+        content_type=document.content_type or "application/octet-stream",
+    )
+    add_never_cache_headers(response)
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
