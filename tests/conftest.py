@@ -6,6 +6,8 @@ from tests.utils import make_index, make_user, make_webinar
 pytest_plugins: list[str] = [
     "tests.fixtures_links",
     "tests.fixtures_gate",
+    "tests.fixtures_invitations",
+    "tests.fixtures_mailing",
 ]
 
 

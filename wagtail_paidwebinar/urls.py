@@ -3,6 +3,7 @@
 from django.urls import path
 
 from .views import materials
+from .views.unsubscribe import unsubscribe_view
 
 app_name = "wagtail_paidwebinar"
 
@@ -13,4 +14,6 @@ urlpatterns: list = [
         materials.serve_material,
         name="material",
     ),
+    # Invitations: List-Unsubscribe target (GET confirm, POST / RFC 8058 one-click).
+    path("unsubscribe/<str:token>/", unsubscribe_view, name="unsubscribe"),
 ]

@@ -64,3 +64,14 @@ def paidwebinar_attendance_more_button(page, user, next_url=None):
     return attendance_buttons(page, user, priority=45)
 
 # --- invitations: subscribers and mailings (modeladmin.py, mailing/) ---------------
+
+
+def _register_invitations() -> None:
+    from wagtail_modeladmin.options import modeladmin_register
+
+    from .modeladmin import InvitationsGroup
+
+    modeladmin_register(InvitationsGroup)
+
+
+_register_invitations()

@@ -1,0 +1,373 @@
+"""Importing subscribers from a CSV file: parse (pure) and save (one transaction).
+
+Columns are ``name,email[,lists]``; a header row is optional (and then may put the
+columns in any order). ``,``, ``;`` and TAB separate cells, as spreadsheets export.
+Every problem is a value with its line number, never an exception, so a bad file
+never costs a 500.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
+
+from .. import conf
+from ..models import Subscriber, SubscriberList
+from ..parsing import Entry, LineIssue, normalize_email, validate_entry
+
+# What a list name in the "lists" column may be separated by (inside one cell).
+_LIST_SPLIT_RE = re.compile(r"[|;,]")
+_NAME_HEADERS = {
+    "name",
+    "full name",
+    "imię",
+    "imie",
+    "imię i nazwisko",
+    "imie i nazwisko",
+    "nazwisko",
+}
+_EMAIL_HEADERS = {
+    "email",
+    "e-mail",
+    "mail",
+    "email address",
+    "e-mail address",
+    "adres e-mail",
+    "adres email",
+}
+_LISTS_HEADERS = {"list", "lists", "lista", "listy"}
+# Rows looked up or written per query (well under SQLite's variable limit).
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One valid subscriber line."""
+
+    line: int
+    name: str
+    email: str
+    lists: tuple[str, ...] = ()
+
+    @property
+    def email_normalized(self) -> str:
+        return normalize_email(self.email)
+
+
+@dataclass
+class ParsedImport:
+    rows: list[ImportRow] = field(default_factory=list)
+    errors: list[LineIssue] = field(default_factory=list)
+    duplicates: list[LineIssue] = field(default_factory=list)
+
+
+@dataclass
+class ImportResult:
+    """What an import did (or would have done when ``saved`` is False)."""
+
+    parsed: ParsedImport
+    saved: bool = False
+    created: int = 0
+    # Addresses that were already subscribers (added to the chosen lists only).
+    existing: list[LineIssue] = field(default_factory=list)
+    lists: list[SubscriberList] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def errors(self) -> list[LineIssue]:
+        return self.parsed.errors
+
+    @property
+    def duplicates(self) -> list[LineIssue]:
+        return self.parsed.duplicates
+
+
+def _detect_delimiter(text: str) -> str:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {sep: first.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+def _header_map(cells: list[str]) -> dict[str, int] | None:
+    """Column positions when ``cells`` is a header row, else None."""
+    lowered = [c.strip().strip("\ufeff").lower() for c in cells]
+    mapping: dict[str, int] = {}
+    for index, cell in enumerate(lowered):
+        for key, words in (
+            ("name", _NAME_HEADERS),
+            ("email", _EMAIL_HEADERS),
+            ("lists", _LISTS_HEADERS),
+        ):
+            if cell in words and key not in mapping:
+                mapping[key] = index
+    if "email" in mapping or (mapping and all(c in _NAME_HEADERS for c in lowered)):
+        return mapping
+    return None
+
+
+def _split_lists(cell: str) -> tuple[str, ...]:
+    names = []
+    for part in _LIST_SPLIT_RE.split(cell or ""):
+        part = " ".join(part.split())
+        if part and part not in names:
+            names.append(part)
+    return tuple(names)
+
+
+def parse_subscriber_csv(text: str) -> ParsedImport:
+    """Parse CSV text into valid rows, per-line errors and in-file duplicates.
+
+    Line numbers are the file's physical lines (as an editor shows them). Pure: no
+    database access.
+    """
+    result = ParsedImport()
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    limit = int(conf.get_setting("MAX_LINES"))
+    reader = csv.reader(text.splitlines(), delimiter=_detect_delimiter(text))
+    columns = {"name": 0, "email": 1, "lists": 2}
+    first = True
+    seen: dict[str, int] = {}
+    count = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            result.errors.append(
+                LineIssue(
+                    reader.line_num,
+                    "",
+                    str(_("unreadable line: %(error)s") % {"error": exc}),
+                )
+            )
+            continue
+        line_no = reader.line_num
+        raw = ",".join(cells)
+        if not any(c.strip() for c in cells):
+            continue
+        if first:
+            first = False
+            header = _header_map(cells)
+            if header is not None:
+                if "email" not in header:
+                    result.errors.append(
+                        LineIssue(
+                            line_no, raw, str(_("the header has no e-mail column"))
+                        )
+                    )
+                    return result
+                columns = header
+                continue
+        count += 1
+        if count > limit:
+            result.errors.append(
+                LineIssue(
+                    line_no,
+                    "",
+                    str(
+                        _(
+                            "Too many lines: at most %(limit)s per import; "
+                            "the rest was not read."
+                        )
+                        % {"limit": limit}
+                    ),
+                )
+            )
+            break
+        outcome = _validate_row(line_no, raw, cells, columns)
+        if isinstance(outcome, LineIssue):
+            result.errors.append(outcome)
+            continue
+        key = outcome.email_normalized
+        if key in seen:
+            result.duplicates.append(
+                LineIssue(
+                    line_no,
+                    raw,
+                    str(
+                        _("the same e-mail address as line %(line)s")
+                        % {"line": seen[key]}
+                    ),
+                )
+            )
+            continue
+        seen[key] = line_no
+        result.rows.append(outcome)
+    return result
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    if index is None or index >= len(cells):
+        return ""
+    return cells[index]
+
+
+def _validate_row(
+    line_no: int, raw: str, cells: list[str], columns: dict[str, int]
+) -> ImportRow | LineIssue:
+    name = _cell(cells, columns.get("name"))
+    email = _cell(cells, columns.get("email"))
+    lists = _cell(cells, columns.get("lists"))
+    if "@" not in email and len(cells) == 1 and "@" in name:
+        # A bare list of addresses, one a line.
+        name, email = "", name
+    if not email.strip():
+        return LineIssue(line_no, raw, str(_("the e-mail address is missing")))
+    had_name = bool(name.strip())
+    outcome = validate_entry(line_no, raw, name, email)
+    if isinstance(outcome, LineIssue):
+        return outcome
+    list_names = _split_lists(lists)
+    for list_name in list_names:
+        problem = validate_entry(line_no, raw, list_name, "")
+        if isinstance(problem, LineIssue):
+            return LineIssue(
+                line_no,
+                raw,
+                str(_("list name: %(problem)s") % {"problem": problem.message}),
+            )
+    if not isinstance(outcome, Entry):  # pragma: no cover - validate_entry's contract
+        return LineIssue(line_no, raw, str(_("the line could not be read")))
+    return ImportRow(
+        line=line_no,
+        name=outcome.name if had_name else "",
+        email=outcome.email,
+        lists=list_names,
+    )
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def import_subscribers(
+    parsed: ParsedImport,
+    *,
+    target_list: SubscriberList | None = None,
+    new_list_name: str = "",
+    source: str = "",
+    skip_invalid: bool = False,
+) -> ImportResult:
+    """Save ``parsed`` rows as subscribers, all or nothing.
+
+    With errors in the file nothing is written unless ``skip_invalid``. New addresses
+    become subscribed subscribers; addresses already known are only added to the
+    lists (an unsubscribed person stays unsubscribed: an import is not consent).
+    Every row joins ``target_list``, the list called ``new_list_name`` (created if
+    needed) and the lists named in its own "lists" column.
+    """
+    result = ImportResult(parsed=parsed)
+    existing = _existing_ids(parsed)
+    result.existing = _existing_issues(parsed, existing)
+    if (parsed.errors and not skip_invalid) or not parsed.rows:
+        return result
+    source = source or str(_("CSV import"))
+    try:
+        with transaction.atomic():
+            _save(parsed, result, target_list, new_list_name.strip(), source)
+    except IntegrityError:
+        # Another import or an editor added one of these addresses at the same
+        # moment; the transaction rolled back, so nothing is half-written.
+        result.created = 0
+        result.lists = []
+        result.error = str(
+            _(
+                "Someone changed the subscribers at the same time. Nothing was "
+                "imported; please try again."
+            )
+        )
+        return result
+    result.saved = True
+    return result
+
+
+def _existing_ids(parsed: ParsedImport) -> dict[str, int]:
+    """Normalised e-mail -> pk of the rows' addresses that are already subscribers."""
+    keys = [row.email_normalized for row in parsed.rows]
+    existing: dict[str, int] = {}
+    for chunk in _chunks(keys):
+        existing.update(
+            Subscriber.objects.filter(email_normalized__in=chunk).values_list(
+                "email_normalized", "pk"
+            )
+        )
+    return existing
+
+
+def _existing_issues(parsed: ParsedImport, existing: dict[str, int]) -> list[LineIssue]:
+    return [
+        LineIssue(
+            row.line, row.email, str(_("already a subscriber; joins the chosen lists"))
+        )
+        for row in parsed.rows
+        if row.email_normalized in existing
+    ]
+
+
+def _save(
+    parsed: ParsedImport,
+    result: ImportResult,
+    target_list: SubscriberList | None,
+    new_list_name: str,
+    source: str,
+) -> None:
+    common: list[SubscriberList] = []
+    if target_list is not None:
+        common.append(target_list)
+    if new_list_name:
+        new_list, _created = SubscriberList.objects.get_or_create(name=new_list_name)
+        if new_list not in common:
+            common.append(new_list)
+    named: dict[str, SubscriberList] = {lst.name: lst for lst in common}
+    for row in parsed.rows:
+        for list_name in row.lists:
+            if list_name not in named:
+                named[list_name], _created = SubscriberList.objects.get_or_create(
+                    name=list_name
+                )
+    result.lists = list(named.values())
+
+    # Looked up again inside the transaction: the answer outside may be stale.
+    existing = _existing_ids(parsed)
+    new = [
+        Subscriber(
+            name=row.name,
+            email=row.email,
+            email_normalized=row.email_normalized,
+            source=source[:100],
+        )
+        for row in parsed.rows
+        if row.email_normalized not in existing
+    ]
+    Subscriber.objects.bulk_create(new, batch_size=_CHUNK)
+    result.created = len(new)
+    result.existing = _existing_issues(parsed, existing)
+    # Not every database returns primary keys from bulk_create: look them up.
+    ids: dict[str, int] = dict(existing)
+    new_keys = [s.email_normalized for s in new]
+    for chunk in _chunks(new_keys):
+        ids.update(
+            Subscriber.objects.filter(email_normalized__in=chunk).values_list(
+                "email_normalized", "pk"
+            )
+        )
+    through = Subscriber.lists.through
+    links = []
+    for row in parsed.rows:
+        subscriber_id = ids[row.email_normalized]
+        row_lists = {lst.pk for lst in common}
+        row_lists.update(named[name].pk for name in row.lists)
+        links.extend(
+            through(subscriber_id=subscriber_id, subscriberlist_id=list_id)
+            for list_id in row_lists
+        )
+    through.objects.bulk_create(links, batch_size=_CHUNK, ignore_conflicts=True)

@@ -1,0 +1,257 @@
+"""The "Invitations" admin menu, built with wagtail-modeladmin.
+
+All use of wagtail-modeladmin is confined to this module (it is in maintenance mode),
+so moving to Wagtail's ModelViewSet later touches one file. The extra pages (import,
+export, preview, send, progress...) are thin views in ``views/invitations.py``
+registered through ``get_admin_urls_for_registration``.
+"""
+
+from __future__ import annotations
+
+from django.contrib.admin import display as admin_display
+from django.contrib.admin.utils import quote
+from django.shortcuts import redirect
+from django.urls import re_path, reverse
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin import messages
+from wagtail.admin.panels import ObjectList
+from wagtail_modeladmin.helpers import AdminURLHelper, ButtonHelper
+from wagtail_modeladmin.options import ModelAdmin, ModelAdminGroup
+from wagtail_modeladmin.views import CreateView, DeleteView, EditView, IndexView
+
+from . import mailing as api
+from .forms.invitations import MailingForm
+from .models import Mailing, MailingStatus, Signature, Subscriber, SubscriberList
+from .views import invitations as views
+
+TEMPLATES = "wagtail_paidwebinar/admin/invitations/"
+
+
+class URLHelper(AdminURLHelper):
+    """Object URLs accept digits only: "/edit/abc/" is a 404, not a 500 from the
+    database refusing to compare an integer primary key with text."""
+
+    def _get_object_specific_action_url_pattern(self, action):
+        return rf"^{self.base_url_path}/{action}/(?P<instance_pk>[0-9]{{1,18}})/$"
+
+
+def _extra_urls(model_admin, views_by_action: dict) -> tuple:
+    helper = model_admin.url_helper
+    urls = []
+    for action, view in views_by_action.items():
+        if action in ("import", "export_all"):
+            pattern = rf"^{helper.base_url_path}/{action}/$"
+        else:
+            pattern = helper.get_action_url_pattern(action)
+        urls.append(re_path(pattern, view, name=helper.get_action_url_name(action)))
+    return tuple(urls)
+
+
+# --- subscribers -----------------------------------------------------------------
+
+
+class SubscriberIndexView(IndexView):
+    """The listing plus "Import CSV" and "Export CSV" (keeping the filters)."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        helper = self.url_helper
+        query = self.request.GET.copy()
+        query.pop("p", None)
+        context["export_url"] = reverse(helper.get_action_url_name("export_all")) + (
+            f"?{query.urlencode()}" if query else ""
+        )
+        if self.permission_helper.user_can_create(self.request.user):
+            context["import_url"] = reverse(helper.get_action_url_name("import"))
+        return context
+
+
+class SubscriberAdmin(ModelAdmin):
+    url_helper_class = URLHelper
+    model = Subscriber
+    menu_label = _("Subscribers")
+    menu_icon = "user"
+    list_display = ("name", "email", "list_names", "subscribed")
+    list_filter = ("subscribed", "lists")
+    search_fields = ("name", "email")
+    list_per_page = 50
+    index_template_name = TEMPLATES + "subscriber_index.html"
+    index_view_class = SubscriberIndexView
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("lists")
+
+    @admin_display(description=_("lists"))
+    def list_names(self, obj: Subscriber) -> str:
+        return ", ".join(lst.name for lst in obj.lists.all())
+
+    def get_admin_urls_for_registration(self):
+        return super().get_admin_urls_for_registration() + _extra_urls(
+            self,
+            {
+                "import": views.SubscriberImportView.as_view(model_admin=self),
+                "export_all": views.SubscriberExportView.as_view(model_admin=self),
+            },
+        )
+
+
+class SubscriberListAdmin(ModelAdmin):
+    url_helper_class = URLHelper
+    model = SubscriberList
+    menu_label = _("Subscriber lists")
+    menu_icon = "list-ul"
+    list_display = ("name", "subscribed_count", "created_at")
+    search_fields = ("name",)
+
+    @admin_display(description=_("subscribed"))
+    def subscribed_count(self, obj: SubscriberList) -> int:
+        return obj.subscribed_count()
+
+
+class SignatureAdmin(ModelAdmin):
+    url_helper_class = URLHelper
+    model = Signature
+    menu_label = _("Signatures")
+    menu_icon = "edit"
+    list_display = ("name",)
+    search_fields = ("name",)
+
+
+# --- mailings --------------------------------------------------------------------
+
+
+class MailingButtonHelper(ButtonHelper):
+    """The subject opens the mailing's page (progress); edit only drafts; delete
+    never while sending."""
+
+    def detail_button(self, pk):
+        return {
+            "url": self.url_helper.get_action_url("detail", quote(pk)),
+            "label": _("Open"),
+            "classname": self.finalise_classname(["button-secondary"]),
+            "title": _("Open this mailing"),
+        }
+
+    def get_buttons_for_obj(
+        self, obj, exclude=None, classnames_add=None, classnames_exclude=None
+    ):
+        exclude = list(exclude or [])
+        if obj.status != MailingStatus.DRAFT:
+            exclude.append("edit")
+        if obj.status in (MailingStatus.QUEUED, MailingStatus.SENDING):
+            exclude.append("delete")
+        buttons = super().get_buttons_for_obj(
+            obj, exclude, classnames_add, classnames_exclude
+        )
+        return [self.detail_button(obj.pk), *buttons]
+
+    def get_primary_button(self, obj):
+        return self.detail_button(obj.pk)
+
+
+class MailingCreateView(CreateView):
+    """The compose form; saving goes through :func:`mailing.create_mailing`."""
+
+    def form_valid(self, form):
+        data = form.cleaned_data
+        self.instance = api.create_mailing(
+            data["webinar"],
+            subject=data["subject"],
+            body_html=data.get("body_html", ""),
+            audience=form.audience(),
+            signature=data.get("signature"),
+            user=self.request.user,
+        )
+        messages.success(
+            self.request,
+            _(
+                "Mailing “%(subject)s” saved as a draft. Preview it, send a test, "
+                "then send."
+            )
+            % {"subject": self.instance.subject},
+        )
+        return redirect(
+            self.url_helper.get_action_url("detail", quote(self.instance.pk))
+        )
+
+
+class MailingEditView(EditView):
+    """Only drafts can be edited: what was sent stays what was sent."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.instance.status != MailingStatus.DRAFT:
+            messages.warning(
+                request, _("A mailing can be edited only before it is sent.")
+            )
+            return redirect(
+                self.url_helper.get_action_url("detail", quote(self.instance.pk))
+            )
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_success_url(self):
+        return self.url_helper.get_action_url("detail", quote(self.instance.pk))
+
+
+class MailingDeleteView(DeleteView):
+    def dispatch(self, request, *args, **kwargs):
+        if self.instance.status in (MailingStatus.QUEUED, MailingStatus.SENDING):
+            messages.warning(
+                request, _("Pause or cancel the mailing before deleting it.")
+            )
+            return redirect(
+                self.url_helper.get_action_url("detail", quote(self.instance.pk))
+            )
+        return super().dispatch(request, *args, **kwargs)
+
+
+class MailingAdmin(ModelAdmin):
+    url_helper_class = URLHelper
+    model = Mailing
+    menu_label = _("Mailings")
+    menu_icon = "mail"
+    list_display = ("subject", "webinar", "status", "progress_display", "created_at")
+    list_filter = ("status",)
+    search_fields = ("subject",)
+    list_per_page = 50
+    list_select_related = ("webinar",)
+    button_helper_class = MailingButtonHelper
+    create_view_class = MailingCreateView
+    edit_view_class = MailingEditView
+    delete_view_class = MailingDeleteView
+    edit_handler = ObjectList(Mailing.panels, base_form_class=MailingForm)
+
+    @admin_display(description=_("progress"))
+    def progress_display(self, obj: Mailing) -> str:
+        if obj.status == MailingStatus.DRAFT:
+            return ""
+        counts = obj.progress()
+        return _("%(sent)s sent, %(failed)s failed of %(total)s") % {
+            "sent": counts["sent"],
+            "failed": counts["failed"],
+            "total": counts["total"],
+        }
+
+    def get_admin_urls_for_registration(self):
+        actions = {
+            "detail": views.MailingDetailView,
+            "progress": views.MailingProgressView,
+            "preview": views.MailingPreviewView,
+            "preview_frame": views.MailingPreviewFrameView,
+            "test_send": views.MailingTestSendView,
+            "send": views.MailingSendView,
+            "export": views.MailingExportView,
+            "messages": views.MailingMessagesView,
+        }
+        built = {name: view.as_view(model_admin=self) for name, view in actions.items()}
+        for action in ("pause", "resume", "cancel", "retry"):
+            built[action] = views.MailingActionView.as_view(
+                model_admin=self, action=action
+            )
+        return super().get_admin_urls_for_registration() + _extra_urls(self, built)
+
+
+class InvitationsGroup(ModelAdminGroup):
+    menu_label = _("Invitations")
+    menu_icon = "mail"
+    menu_order = 250
+    items = (MailingAdmin, SubscriberAdmin, SubscriberListAdmin, SignatureAdmin)

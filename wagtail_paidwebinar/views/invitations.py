@@ -1,0 +1,577 @@
+"""Admin views of the "Invitations" menu (subscribers import/export, mailings).
+
+Thin: each view checks a permission, validates input and calls
+:mod:`wagtail_paidwebinar.mailing`, :mod:`.mailing_audience` or
+:mod:`..forms.subscriber_import`. The URLs are registered by ``modeladmin.py``, which
+passes its ``ModelAdmin`` instance as ``model_admin``.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from urllib.parse import quote
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.views import View
+from wagtail.admin import messages
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+
+from .. import mailing as api
+from ..csvutils import csv_response
+from ..forms.invitations import SubscriberImportForm
+from ..forms.subscriber_import import import_subscribers, parse_subscriber_csv
+from ..models import Mailing, MailingStatus, RecipientStatus, Subscriber
+from . import mailing_audience as audience
+
+logger = logging.getLogger(__name__)
+
+APP = "wagtail_paidwebinar"
+PERM_ADD = f"{APP}.add_mailing"
+PERM_CHANGE = f"{APP}.change_mailing"
+PERM_SEND = f"{APP}.send_mailing"
+PERM_EXPORT = f"{APP}.export_mailing"
+PERM_LINK_URLS = f"{APP}.view_personal_link_url"
+# Errors a test send may meet at the SMTP boundary (shown, never a 500).
+SEND_ERRORS = (smtplib.SMTPException, OSError, ValueError)
+LOG_PAGE_SIZE = 50
+MESSAGES_PAGE_SIZE = 20
+FINISHED = {MailingStatus.DONE, MailingStatus.CANCELLED}
+
+
+def can_export(user) -> bool:
+    """Exports and "copy message" show personal URLs: both permissions needed."""
+    return user.has_perm(PERM_EXPORT) and user.has_perm(PERM_LINK_URLS)
+
+
+def progress_data(mailing: Mailing) -> dict:
+    """The JSON the progress bar polls: counts, percentages, status."""
+    counts = mailing.progress()
+    total = counts["total"]
+    done = counts[RecipientStatus.SENT] + counts[RecipientStatus.FAILED]
+
+    def pct(n: int) -> float:
+        return round(100 * n / total, 1) if total else 0.0
+
+    return {
+        "status": mailing.status,
+        "status_label": str(mailing.get_status_display()),
+        "total": total,
+        "sent": counts[RecipientStatus.SENT],
+        "failed": counts[RecipientStatus.FAILED],
+        "sending": counts[RecipientStatus.SENDING],
+        "pending": counts[RecipientStatus.PENDING],
+        "sent_percent": pct(counts[RecipientStatus.SENT]),
+        "failed_percent": pct(counts[RecipientStatus.FAILED]),
+        "percent": int(100 * done / total)
+        if total
+        else (100 if mailing.status in FINISHED else 0),
+        "finished": mailing.status in FINISHED
+        or (mailing.status != MailingStatus.DRAFT and total > 0 and done == total),
+    }
+
+
+class InvitationsView(WagtailAdminTemplateMixin, View):
+    """Base: admin furniture, a permission check, breadcrumbs under the index."""
+
+    model_admin = None
+    header_icon = "mail"
+    http_method_names = ["get", "head"]
+
+    def has_permission(self, user) -> bool:
+        return self.model_admin.permission_helper.user_can_list(user)
+
+    def dispatch(self, request, *args, **kwargs):
+        # Wagtail's admin URL decorator turns PermissionDenied into a redirect with
+        # a message (or a 403 for XHR, e.g. the progress poll).
+        if not self.has_permission(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    @property
+    def url_helper(self):
+        return self.model_admin.url_helper
+
+    def action_url(self, action: str, *args) -> str:
+        return self.url_helper.get_action_url(action, *args)
+
+    def get_breadcrumbs_items(self):
+        return [
+            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
+            {
+                "url": self.url_helper.index_url,
+                "label": self.model_admin.get_menu_label(),
+            },
+            *self.extra_breadcrumbs(),
+            {"url": "", "label": self.get_page_title()},
+        ]
+
+    def extra_breadcrumbs(self) -> list[dict]:
+        return []
+
+    def render(self, context: dict, status: int = 200) -> TemplateResponse:
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            self.get_context_data(**context),
+            status=status,
+        )
+
+
+# --- subscribers ---------------------------------------------------------------
+
+
+class SubscriberImportView(InvitationsView):
+    template_name = "wagtail_paidwebinar/admin/invitations/subscriber_import.html"
+    page_title = _("Import subscribers")
+    http_method_names = ["get", "head", "post"]
+
+    def has_permission(self, user) -> bool:
+        return self.model_admin.permission_helper.user_can_create(user)
+
+    def get(self, request):
+        return self.render({"form": SubscriberImportForm()})
+
+    def post(self, request):
+        form = SubscriberImportForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self.render({"form": form}, status=200)
+        parsed = parse_subscriber_csv(form.cleaned_data["csv_text"])
+        result = import_subscribers(
+            parsed,
+            target_list=form.cleaned_data.get("target_list"),
+            new_list_name=form.cleaned_data.get("new_list_name", ""),
+            skip_invalid=form.cleaned_data.get("skip_invalid", False),
+        )
+        if result.saved:
+            messages.success(
+                request,
+                _(
+                    "Imported %(created)s new subscribers; %(existing)s were "
+                    "already known."
+                )
+                % {"created": result.created, "existing": len(result.existing)},
+            )
+        elif result.error:
+            messages.error(request, result.error)
+        elif parsed.errors:
+            messages.error(
+                request,
+                _("Nothing was imported: %(count)s lines have errors (listed below).")
+                % {"count": len(parsed.errors)},
+            )
+        else:
+            messages.warning(request, _("The file has no subscribers to import."))
+        return self.render({"form": form, "result": result})
+
+
+def filtered_subscribers(model_admin, request):
+    """Subscribers as the index shows them: its search and list/status filters."""
+    qs = Subscriber.objects.prefetch_related("lists").order_by("email_normalized")
+    list_id = request.GET.get("lists__id__exact", "")
+    if list_id.isascii() and list_id.isdigit():
+        qs = qs.filter(lists__pk=int(list_id))
+    status = request.GET.get("subscribed__exact", "")
+    if status in ("0", "1"):
+        qs = qs.filter(subscribed=status == "1")
+    query = request.GET.get("q", "").strip()
+    if query:
+        qs = qs.filter(Q(name__icontains=query) | Q(email__icontains=query))
+    return qs.distinct()
+
+
+class SubscriberExportView(InvitationsView):
+    def get(self, request):
+        rows = (
+            (
+                s.name,
+                s.email,
+                " | ".join(lst.name for lst in s.lists.all()),
+                "yes" if s.subscribed else "no",
+                s.source,
+                s.created_at.isoformat(),
+            )
+            for s in filtered_subscribers(self.model_admin, request).iterator(
+                chunk_size=1000
+            )
+        )
+        return csv_response(
+            "subscribers.csv",
+            ["name", "email", "lists", "subscribed", "source", "created_at"],
+            rows,
+        )
+
+
+# --- mailings --------------------------------------------------------------------
+
+
+class MailingView(InvitationsView):
+    """A view about one mailing (``instance_pk`` from the URL)."""
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        pk = str(kwargs.get("instance_pk", ""))
+        if not (pk.isascii() and pk.isdigit()):
+            raise Http404
+        self.mailing = (
+            Mailing.objects.select_related("webinar", "subscriber_list", "signature")
+            .filter(pk=int(pk))
+            .first()
+        )
+        if self.mailing is None:
+            raise Http404
+
+    def get_page_subtitle(self):
+        return self.mailing.subject
+
+    def extra_breadcrumbs(self) -> list[dict]:
+        return [
+            {
+                "url": self.action_url("detail", self.mailing.pk),
+                "label": self.mailing.subject,
+            }
+        ]
+
+    def back(self):
+        return redirect(self.action_url("detail", self.mailing.pk))
+
+    def mailing_urls(self) -> dict[str, str]:
+        return {
+            name: self.action_url(name, self.mailing.pk)
+            for name in (
+                "detail",
+                "edit",
+                "delete",
+                "preview",
+                "test_send",
+                "send",
+                "pause",
+                "resume",
+                "cancel",
+                "retry",
+                "export",
+                "messages",
+                "progress",
+            )
+        }
+
+    def get_context_data(self, **kwargs):
+        user = self.request.user
+        context = super().get_context_data(**kwargs)
+        context.update(
+            mailing=self.mailing,
+            urls=self.mailing_urls(),
+            can_compose=user.has_perm(PERM_ADD) or user.has_perm(PERM_CHANGE),
+            can_send=user.has_perm(PERM_SEND),
+            can_export=can_export(user),
+        )
+        return context
+
+
+class MailingDetailView(MailingView):
+    """Status, live progress bar, audience and the per-recipient log."""
+
+    template_name = "wagtail_paidwebinar/admin/invitations/mailing_detail.html"
+    page_title = _("Mailing")
+
+    def extra_breadcrumbs(self):
+        return []
+
+    def get_page_title(self):
+        return self.mailing.subject
+
+    def get_page_subtitle(self):
+        return ""
+
+    def get(self, request, instance_pk):
+        mailing = self.mailing
+        status_filter = request.GET.get("status", "")
+        rows = mailing.recipients.order_by("pk")
+        if status_filter in RecipientStatus.values:
+            rows = rows.filter(status=status_filter)
+        else:
+            status_filter = ""
+        page = Paginator(rows, LOG_PAGE_SIZE).get_page(request.GET.get("p"))
+        is_draft = mailing.status == MailingStatus.DRAFT
+        return self.render(
+            {
+                "progress": progress_data(mailing),
+                "is_draft": is_draft,
+                "summary": audience.summarize(mailing) if is_draft else None,
+                "page_obj": page,
+                "status_filter": status_filter,
+                "status_choices": RecipientStatus.choices,
+                "can_edit": is_draft
+                and self.model_admin.permission_helper.user_can_edit_obj(
+                    request.user, mailing
+                ),
+                "can_delete": mailing.status
+                not in (
+                    MailingStatus.QUEUED,
+                    MailingStatus.SENDING,
+                )
+                and self.model_admin.permission_helper.user_can_delete_obj(
+                    request.user, mailing
+                ),
+            }
+        )
+
+
+class MailingProgressView(MailingView):
+    """JSON for the progress bar (polled every 2 s)."""
+
+    def get(self, request, instance_pk):
+        response = JsonResponse(progress_data(self.mailing))
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class MailingPreviewView(MailingView):
+    """The real rendered e-mail for a chosen recipient."""
+
+    template_name = "wagtail_paidwebinar/admin/invitations/mailing_preview.html"
+    page_title = _("Preview")
+    # How many audience entries the recipient picker offers.
+    CHOICES = 200
+
+    def has_permission(self, user) -> bool:
+        return (
+            user.has_perm(PERM_ADD)
+            or user.has_perm(PERM_CHANGE)
+            or user.has_perm(PERM_SEND)
+        )
+
+    def get(self, request, instance_pk):
+        choices = []
+        for entry in audience.iter_audience(self.mailing):
+            choices.append(entry)
+            if len(choices) >= self.CHOICES:
+                break
+        key = request.GET.get("recipient", "")
+        entry = audience.find_entry(self.mailing, key) if key else None
+        if entry is None and choices:
+            entry = choices[0]
+        rendered = render_for(self.mailing, entry, request.user) if entry else None
+        frame_url = ""
+        if entry is not None:
+            frame_url = self.action_url("preview_frame", self.mailing.pk)
+            frame_url += f"?recipient={quote(entry.key)}"
+        return self.render(
+            {
+                "choices": choices,
+                "entry": entry,
+                "rendered": rendered,
+                "frame_url": frame_url,
+            }
+        )
+
+
+def render_for(mailing: Mailing, entry, user):
+    """The rendered e-mail for ``entry``; personal URLs masked for a user who may not
+    see them. Returns None when rendering fails (shown as a message)."""
+    try:
+        rendered = api.render_preview(mailing, audience.preview_target(entry))
+    except Exception:
+        # Rendering runs editor-written templates and rich text; show a message
+        # instead of a 500 and keep the traceback in the log.
+        logger.exception("Rendering the preview of mailing %s failed", mailing.pk)
+        return None
+    if entry.link is not None and not user.has_perm(PERM_LINK_URLS):
+        url = audience.link_url_builder(mailing)(entry.link)
+        masked = url.split("?", 1)[0] + "?…"
+        rendered = api.RenderedEmail(
+            subject=rendered.subject,
+            html=rendered.html.replace(url, masked).replace(
+                url.replace("&", "&amp;"), masked
+            ),
+            text=rendered.text.replace(url, masked),
+        )
+    return rendered
+
+
+class MailingPreviewFrameView(MailingPreviewView):
+    """The e-mail's HTML alone, for the preview page's iframe."""
+
+    def get(self, request, instance_pk):
+        entry = audience.find_entry(self.mailing, request.GET.get("recipient", ""))
+        if entry is None:
+            raise Http404
+        rendered = render_for(self.mailing, entry, request.user)
+        if rendered is None:
+            return HttpResponse(
+                _("The preview could not be rendered."),
+                content_type="text/plain",
+                status=200,
+            )
+        response = HttpResponse(rendered.html, content_type="text/html; charset=utf-8")
+        # Framed only by our own admin; 'sandbox' runs the e-mail as an opaque origin
+        # with no scripts, so HTML pasted into a message cannot act as the editor.
+        response["X-Frame-Options"] = "SAMEORIGIN"
+        response["Content-Security-Policy"] = "sandbox; frame-ancestors 'self'"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class MailingTestSendView(MailingView):
+    http_method_names = ["post"]
+
+    def has_permission(self, user) -> bool:
+        return user.has_perm(PERM_ADD) or user.has_perm(PERM_CHANGE)
+
+    def post(self, request, instance_pk):
+        to_email = (request.user.email or "").strip()
+        if not to_email:
+            messages.error(
+                request,
+                _(
+                    "Your account has no e-mail address; add one in your "
+                    "account settings."
+                ),
+            )
+            return self.back()
+        try:
+            api.send_test(self.mailing, to_email, user=request.user)
+        except SEND_ERRORS as exc:
+            logger.warning("Test send of mailing %s failed: %s", self.mailing.pk, exc)
+            messages.error(
+                request,
+                _("The test message could not be sent: %(error)s") % {"error": exc},
+            )
+        else:
+            messages.success(
+                request,
+                _("A test message was sent to %(email)s.") % {"email": to_email},
+            )
+        return self.back()
+
+
+class MailingSendView(MailingView):
+    """GET: a confirmation with counts. POST: start (idempotent)."""
+
+    template_name = "wagtail_paidwebinar/admin/invitations/mailing_send.html"
+    page_title = _("Send")
+    http_method_names = ["get", "head", "post"]
+
+    def has_permission(self, user) -> bool:
+        return user.has_perm(PERM_SEND)
+
+    def get(self, request, instance_pk):
+        if self.mailing.status != MailingStatus.DRAFT:
+            messages.info(request, _("This mailing has already been started."))
+            return self.back()
+        return self.render({"summary": audience.summarize(self.mailing)})
+
+    def post(self, request, instance_pk):
+        queued = api.start_mailing(self.mailing)
+        if queued:
+            messages.success(
+                request,
+                _("Sending started: %(count)s recipients queued.") % {"count": queued},
+            )
+        else:
+            messages.info(
+                request,
+                _(
+                    "Nothing new was queued: the mailing was already started "
+                    "or has no recipients."
+                ),
+            )
+        return self.back()
+
+
+class MailingActionView(MailingView):
+    """POST-only state changes: pause, resume, cancel, retry failed."""
+
+    http_method_names = ["post"]
+    action = ""
+
+    def has_permission(self, user) -> bool:
+        return user.has_perm(PERM_SEND)
+
+    def post(self, request, instance_pk):
+        mailing = self.mailing
+        if self.action == "pause":
+            ok = api.pause_mailing(mailing)
+            text = _("Paused.") if ok else _("The mailing was not sending.")
+        elif self.action == "resume":
+            count = api.resume_mailing(mailing)
+            ok = True
+            text = _("Resumed: %(count)s recipients queued.") % {"count": count}
+        elif self.action == "cancel":
+            ok = api.cancel_mailing(mailing)
+            text = _("Cancelled.") if ok else _("The mailing had already finished.")
+        else:
+            count = api.retry_failed(mailing)
+            ok = bool(count)
+            text = (
+                _("%(count)s failed recipients queued again.") % {"count": count}
+                if count
+                else _("No failed recipients to retry.")
+            )
+        (messages.success if ok else messages.warning)(request, text)
+        return self.back()
+
+
+class MailingExportView(MailingView):
+    """CSV of name, e-mail, personal link and password (send from your own mailbox)."""
+
+    def has_permission(self, user) -> bool:
+        return can_export(user)
+
+    def get(self, request, instance_pk):
+        mailing = self.mailing
+        build = audience.link_url_builder(mailing)
+        password = mailing.webinar.room_password
+        rows = (
+            (entry.name, entry.email, build(entry.link), password)
+            for entry in audience.iter_audience(mailing)
+        )
+        return csv_response(
+            f"mailing-{mailing.pk}-recipients.csv",
+            ["name", "email", "personal_link", "password"],
+            rows,
+        )
+
+
+def mailto_url(email: str, subject: str, body: str) -> str:
+    """A mailto: URL that opens the message ready to send in the editor's mail app."""
+    return (
+        f"mailto:{quote(email, safe='@')}?subject={quote(subject)}&body={quote(body)}"
+    )
+
+
+class MailingMessagesView(MailingView):
+    """One ready message per recipient, with a copy button."""
+
+    template_name = "wagtail_paidwebinar/admin/invitations/mailing_messages.html"
+    page_title = _("Copy messages")
+
+    def has_permission(self, user) -> bool:
+        return can_export(user)
+
+    def get(self, request, instance_pk):
+        entries = list(audience.iter_audience(self.mailing))
+        page = Paginator(entries, MESSAGES_PAGE_SIZE).get_page(request.GET.get("p"))
+        items = []
+        for entry in page.object_list:
+            rendered = render_for(self.mailing, entry, request.user)
+            text = rendered.text if rendered else ""
+            subject = rendered.subject if rendered else self.mailing.subject
+            items.append(
+                {
+                    "entry": entry,
+                    "subject": subject,
+                    "text": text,
+                    "mailto": mailto_url(entry.email, subject, text),
+                }
+            )
+        response = self.render({"items": items, "page_obj": page})
+        response["Cache-Control"] = "private, no-store"
+        return response
