@@ -11,6 +11,7 @@ from .api import (
     start_mailing,
 )
 from .render import RenderedEmail, render_preview
+from .send import MailingError
 from .unsubscribe import (
     subscriber_for_unsubscribe_token,
     unsubscribe,
@@ -19,6 +20,7 @@ from .unsubscribe import (
 )
 
 __all__ = [
+    "MailingError",
     "RenderedEmail",
     "cancel_mailing",
     "create_mailing",

@@ -1,19 +1,37 @@
-"""Create, start, pause, resume, cancel and retry mailings."""
+"""Create, start, pause, resume, cancel and retry mailings (the public API)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Literal
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
 
 from ..models import (
     Mailing,
     MailingRecipient,
+    MailingStatus,
     PersonalLink,
+    RecipientStatus,
     Signature,
     SubscriberList,
     WebinarPage,
 )
+from . import audience, jobs, ledger
+from .render import build_template, personalise
+from .send import MailingError, build_message, classify
+
+logger = logging.getLogger(__name__)
 
 Audience = Literal["link_holders"] | SubscriberList
+LINK_HOLDERS = "link_holders"
+
+
+def _real_user(user):
+    return user if user is not None and getattr(user, "pk", None) else None
 
 
 def create_mailing(
@@ -21,56 +39,214 @@ def create_mailing(
     *,
     subject: str,
     body_html: str,
-    audience: Audience | list[Audience] | tuple[Audience, ...] = "link_holders",
+    audience: Audience | Sequence[Audience] = LINK_HOLDERS,
     signature: Signature | None = None,
     user=None,
 ) -> Mailing:
     """Create a draft mailing (nothing is sent until :func:`start_mailing`).
 
     ``audience`` is ``"link_holders"`` (the webinar's links with an e-mail, neither
-    revoked nor expired), a :class:`SubscriberList`, or a list of both. ``signature``
-    None means the site's "Webinar mailing" signature.
+    revoked nor expired), a :class:`SubscriberList`, or a list/tuple of both.
+    ``signature`` None means the site's "Webinar mailing" signature. Raises
+    ValueError for an audience of another type (a programming error).
     """
-    raise NotImplementedError
+    items = list(audience) if isinstance(audience, list | tuple) else [audience]
+    include_link_holders = False
+    subscriber_list = None
+    for item in items:
+        if item == LINK_HOLDERS:
+            include_link_holders = True
+        elif isinstance(item, SubscriberList):
+            if subscriber_list is not None and subscriber_list != item:
+                raise ValueError("A mailing goes to at most one subscriber list.")
+            subscriber_list = item
+        else:
+            raise ValueError(
+                f"audience must be {LINK_HOLDERS!r} or a SubscriberList, not {item!r}"
+            )
+    if not include_link_holders and subscriber_list is None:
+        raise ValueError("A mailing needs an audience.")
+    return Mailing.objects.create(
+        webinar=webinar,
+        subject=subject,
+        body_html=body_html,
+        include_link_holders=include_link_holders,
+        subscriber_list=subscriber_list,
+        signature=signature,
+        created_by=_real_user(user),
+    )
 
 
-def start_mailing(mailing: Mailing) -> int:
+def start_mailing(mailing: Mailing, *, user=None) -> int:
     """Resolve the audience into ledger rows and queue sending jobs.
 
     Idempotent: returns the number of recipients newly queued; a second call (double
-    click) returns 0 and queues nothing. Subscribers without a personal link get one.
+    click, two editors) returns 0 and queues nothing, because only the call whose
+    conditional UPDATE moves the mailing out of 'draft' does the work. Subscribers
+    without a personal link get one. The jobs enter the queue when the transaction
+    commits (COMMIT_MODE=on_db_commit).
     """
-    raise NotImplementedError
+    now = timezone.now()
+    with transaction.atomic():
+        started = Mailing.objects.filter(
+            pk=mailing.pk, status=MailingStatus.DRAFT
+        ).update(status=MailingStatus.QUEUED, started_at=now)
+        if not started:
+            mailing.refresh_from_db()
+            return 0
+        mailing.refresh_from_db()
+        previous = (
+            Mailing.objects.filter(
+                webinar_id=mailing.webinar_id, started_at__isnull=False
+            )
+            .exclude(pk=mailing.pk)
+            .aggregate(m=Max("ics_sequence"))["m"]
+        )
+        mailing.ics_sequence = 0 if previous is None else previous + 1
+        mailing.frozen_render = {}
+        mailing.frozen_render = build_template(mailing).to_dict()
+        mailing.save(update_fields=["ics_sequence", "frozen_render"])
+        ledger.insert_rows(
+            audience.resolve(mailing, user=_real_user(user) or mailing.created_by)
+        )
+        ids = ledger.pending_ids(mailing.pk)
+        jobs.enqueue_ids(mailing.pk, ids)
+        if not ids:
+            ledger.finish_if_complete(mailing.pk)
+    mailing.refresh_from_db()
+    logger.info("Mailing %s started: %d recipients queued", mailing.pk, len(ids))
+    return len(ids)
 
 
 def resume_mailing(mailing: Mailing) -> int:
     """Queue again the pending rows of a paused or interrupted mailing, plus rows left
     'sending' longer than STALE_SENDING_SECONDS (a killed worker). Returns the number
-    of rows queued."""
-    raise NotImplementedError
+    of rows queued. Jobs are queued directly, not through the scheduler, so a crashed
+    worker's scheduler lock cannot delay them. Draft, cancelled and done mailings
+    return 0."""
+    with transaction.atomic():
+        resumed = Mailing.objects.filter(
+            pk=mailing.pk,
+            status__in=[
+                MailingStatus.PAUSED,
+                MailingStatus.QUEUED,
+                MailingStatus.SENDING,
+            ],
+        ).update(status=MailingStatus.SENDING, finished_at=None)
+        if not resumed:
+            mailing.refresh_from_db()
+            return 0
+        ledger.release_stale(mailing.pk)
+        ids = ledger.pending_ids(mailing.pk)
+        jobs.enqueue_ids(mailing.pk, ids)
+        if not ids:
+            ledger.finish_if_complete(mailing.pk)
+    mailing.refresh_from_db()
+    return len(ids)
 
 
 def pause_mailing(mailing: Mailing) -> bool:
     """Stop sending after the message in flight; :func:`resume_mailing` continues.
-    Returns False when the mailing was not sending."""
-    raise NotImplementedError
+    Returns False when the mailing was not queued or sending."""
+    changed = Mailing.objects.filter(
+        pk=mailing.pk, status__in=[MailingStatus.QUEUED, MailingStatus.SENDING]
+    ).update(status=MailingStatus.PAUSED)
+    mailing.refresh_from_db()
+    return bool(changed)
 
 
 def cancel_mailing(mailing: Mailing) -> bool:
-    """Stop for good; rows not yet sent stay pending. Returns False when the mailing
-    had already finished or was cancelled."""
-    raise NotImplementedError
+    """Stop for good after the message in flight; rows not yet sent stay pending.
+    Returns False when the mailing had already finished or was cancelled."""
+    changed = Mailing.objects.filter(
+        pk=mailing.pk,
+        status__in=[
+            MailingStatus.DRAFT,
+            MailingStatus.QUEUED,
+            MailingStatus.SENDING,
+            MailingStatus.PAUSED,
+        ],
+    ).update(status=MailingStatus.CANCELLED, finished_at=timezone.now())
+    mailing.refresh_from_db()
+    return bool(changed)
 
 
 def retry_failed(mailing: Mailing) -> int:
-    """Put failed rows back to pending and queue them; returns how many."""
-    raise NotImplementedError
+    """Put failed rows back to pending and queue them; returns how many. A done
+    mailing goes back to sending; a paused one keeps them until it is resumed;
+    draft and cancelled mailings return 0."""
+    with transaction.atomic():
+        status = (
+            Mailing.objects.select_for_update()
+            .filter(pk=mailing.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status in (None, MailingStatus.DRAFT, MailingStatus.CANCELLED):
+            return 0
+        failed = list(
+            MailingRecipient.objects.filter(
+                mailing_id=mailing.pk, status=RecipientStatus.FAILED
+            ).values_list("pk", flat=True)
+        )
+        if not failed:
+            return 0
+        MailingRecipient.objects.filter(
+            pk__in=failed, status=RecipientStatus.FAILED
+        ).update(status=RecipientStatus.PENDING)
+        if status == MailingStatus.DONE:
+            Mailing.objects.filter(pk=mailing.pk).update(
+                status=MailingStatus.SENDING, finished_at=None
+            )
+            status = MailingStatus.SENDING
+        if status != MailingStatus.PAUSED:
+            jobs.enqueue_ids(mailing.pk, failed)
+    mailing.refresh_from_db()
+    return len(failed)
 
 
-def send_test(mailing: Mailing, to_email: str, *, user=None) -> str:
-    """Send the mailing, rendered for a sample recipient (the editor), to ``to_email``
-    synchronously; returns its Message-ID. Writes no ledger row."""
-    raise NotImplementedError
+def send_test(
+    mailing: Mailing,
+    to_email: str,
+    *,
+    user=None,
+    link: PersonalLink | None = None,
+) -> str:
+    """Send the mailing to ``to_email`` now (no queue, no ledger row), rendered as a
+    sample participant would get it: with ``link`` or the webinar's first link, else
+    an example link. Returns the Message-ID; raises :class:`MailingError` (from the
+    cause) when the message cannot be built or sent."""
+    from django.core.mail import get_connection
+    from django.utils.translation import gettext as _
+
+    template = build_template(mailing)
+    webinar = mailing.webinar
+    link = link or PersonalLink.objects.filter(webinar_id=webinar.pk).first()
+    name = (
+        link.name
+        if link
+        else (user.get_full_name() if user is not None else "") or _("Participant")
+    )
+    url = link.get_url() if link else _("(personal link)")
+    rendered = personalise(template, name=name, link=url)
+    rendered = type(rendered)(
+        subject=_("[Test] %(subject)s") % {"subject": rendered.subject},
+        html=rendered.html,
+        text=rendered.text,
+        ics=rendered.ics,
+    )
+    try:
+        message = build_message(
+            template,
+            rendered,
+            name="",
+            email=to_email,
+            connection=get_connection(fail_silently=False),
+        )
+        message.send()
+    except Exception as exc:
+        raise MailingError(classify(exc).message) from exc
+    return message.extra_headers["Message-ID"]
 
 
 __all__ = [
@@ -82,4 +258,3 @@ __all__ = [
     "send_test",
     "start_mailing",
 ]
-_unused = (MailingRecipient, PersonalLink)

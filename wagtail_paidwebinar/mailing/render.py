@@ -1,22 +1,333 @@
-"""Rendering: the non-personal part once per mailing, personal values substituted."""
+"""Rendering: the non-personal part once per mailing, personal values substituted.
+
+:func:`build_template` renders ``mailing/email.html`` and ``mailing/email.txt`` with
+unique placeholders where the recipient's name, personal link and unsubscribe link
+go, runs premailer **once**, and returns a JSON-serialisable :class:`MailingTemplate`
+(stored on the mailing when sending starts). :func:`personalise` then only replaces
+the placeholders with the recipient's escaped values, which costs microseconds
+instead of the ~10 ms premailer needs per message.
+
+Merge fields, in the subject and the body: ``{{ name }}``, ``{{ link }}``,
+``{{ password }}``, ``{{ webinar }}``, ``{{ starts_at }}`` (spaces inside the braces
+optional; also recognised URL-encoded inside a link target). Whatever the body says,
+the personal link and the room password (when set) are always printed below it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from email.utils import formataddr, parseaddr
 
-from ..models import Mailing, MailingRecipient, PersonalLink
+import premailer
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils.formats import date_format, time_format
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from wagtail.rich_text import expand_db_html
+
+from ..conf import get_setting
+from ..models import (
+    Mailing,
+    MailingRecipient,
+    MailingSettings,
+    PersonalLink,
+    Subscriber,
+    WebinarPage,
+)
+from ..utils import absolute_page_url
+from . import ics
+from .text import html_to_text
+
+logger = logging.getLogger(__name__)
+
+MERGE_FIELDS = ("name", "link", "password", "webinar", "starts_at")
+_MERGE_RE = re.compile(r"\{\{\s*(name|link|password|webinar|starts_at)\s*\}\}")
+_MERGE_URL_RE = re.compile(
+    r"%7B%7B(?:%20|\s|\+)*(name|link|password|webinar|starts_at)(?:%20|\s|\+)*%7D%7D",
+    re.IGNORECASE,
+)
+_RELATIVE_HREF_RE = re.compile(r'(\s(?:href|src)=")(/[^/"][^"]*|/)"')
+_NEWLINES_RE = re.compile(r"[\r\n\t\v\f\x85\u2028\u2029]+")
+FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
 class RenderedEmail:
+    """One recipient's message: subject, HTML (styles inlined) and plain text."""
+
     subject: str
     html: str
     text: str
+    ics: str = ""
+
+
+@dataclass(frozen=True)
+class MailingTemplate:
+    """The non-personal part of a mailing, rendered once (see module docstring)."""
+
+    nonce: str
+    subject: str
+    html: str
+    text: str
+    ics: str
+    ics_description: str
+    from_email: str
+    reply_to: list[str] = field(default_factory=list)
+    msgid_domain: str = "localhost"
+    list_unsubscribe: bool = False
+    unsubscribe_html: str = ""
+    unsubscribe_text: str = ""
+    version: int = FORMAT_VERSION
+
+    def placeholder(self, key: str) -> str:
+        return placeholder(self.nonce, key)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MailingTemplate | None:
+        if not data or data.get("version") != FORMAT_VERSION:
+            return None
+        try:
+            return cls(**data)
+        except TypeError:
+            return None
+
+
+def placeholder(nonce: str, key: str) -> str:
+    # Letters and digits only: survives HTML escaping, premailer, URL attributes
+    # and the text template untouched; the random nonce means no body text can
+    # collide with it.
+    return f"pwm{nonce}{key.replace('_', '')}x"
+
+
+def base_url() -> str:
+    """WAGTAIL_PAIDWEBINAR_BASE_URL, else the default Site's root URL."""
+    base = get_setting("BASE_URL").rstrip("/")
+    if not base:
+        from wagtail.models import Site
+
+        site = Site.objects.filter(is_default_site=True).first()
+        base = site.root_url.rstrip("/") if site else ""
+    return base
+
+
+def local_start(webinar: WebinarPage) -> str:
+    """The start in the webinar's timezone, formatted for the active language."""
+    local = webinar.local_starts_at
+    return (
+        f"{date_format(local, 'DATE_FORMAT')}, {time_format(local, 'H:i')} "
+        f"({webinar.timezone})"
+    )
+
+
+def mailing_settings_for(webinar: WebinarPage) -> MailingSettings:
+    from wagtail.models import Site
+
+    site = webinar.get_site() or Site.objects.filter(is_default_site=True).first()
+    return MailingSettings.for_site(site)
+
+
+def sender(ms: MailingSettings) -> tuple[str, list[str]]:
+    """(From, Reply-To list) from the site setting, falling back to
+    DEFAULT_FROM_EMAIL. CR/LF in the name are dropped (header injection)."""
+    default_name, default_addr = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    name = _NEWLINES_RE.sub(" ", ms.from_name or default_name).strip()
+    addr = (ms.from_email or default_addr or "webmaster@localhost").strip()
+    reply_to = [ms.reply_to.strip()] if ms.reply_to else []
+    return formataddr((name, addr)), reply_to
+
+
+def _absolutise(html: str, base: str) -> str:
+    return _RELATIVE_HREF_RE.sub(lambda m: f'{m.group(1)}{base}{m.group(2)}"', html)
+
+
+def _merge(text: str, values: dict[str, str]) -> str:
+    text = _MERGE_URL_RE.sub(lambda m: values[m.group(1)], text)
+    return _MERGE_RE.sub(lambda m: values[m.group(1)], text)
+
+
+def signature_html(mailing: Mailing, ms: MailingSettings) -> str:
+    if mailing.signature_id:
+        return mailing.signature.body
+    return ms.signature or ""
+
+
+def build_template(mailing: Mailing) -> MailingTemplate:
+    """Render the non-personal part of ``mailing`` and inline its CSS (premailer,
+    once, ``allow_network=False``, ``disable_validation=True``)."""
+    webinar = mailing.webinar.specific
+    ms = mailing_settings_for(webinar)
+    base = base_url()
+    nonce = secrets.token_hex(6)
+    ph = {key: placeholder(nonce, key) for key in ("name", "link", "unsubscribe")}
+    starts_at = local_start(webinar)
+    password = webinar.room_password or ""
+
+    html_values = {
+        "name": ph["name"],
+        "link": ph["link"],
+        "password": escape(password),
+        "webinar": escape(webinar.title),
+        "starts_at": escape(starts_at),
+    }
+    text_values = {**html_values, "password": password}
+    text_values.update(webinar=webinar.title, starts_at=starts_at)
+
+    def rich(value: str) -> str:
+        return _absolutise(expand_db_html(value or ""), base)
+
+    body_html = _merge(rich(mailing.body_html), html_values)
+    signature = rich(signature_html(mailing, ms))
+    footer = rich(ms.footer)
+    subject = _NEWLINES_RE.sub(" ", _merge(mailing.subject, text_values)).strip()
+
+    context = {
+        "language_code": get_language() or settings.LANGUAGE_CODE,
+        "subject": subject,
+        "webinar_title": webinar.title,
+        "webinar_url": absolute_page_url(webinar),
+        "starts_at": starts_at,
+        "link": ph["link"],
+        "password": password,
+        "unsubscribe": ph["unsubscribe"],
+        "mailing": mailing,
+    }
+    html = render_to_string(
+        "wagtail_paidwebinar/mailing/email.html",
+        {
+            **context,
+            "body": mark_safe(body_html),  # noqa: S308 - editor's rich text, expanded
+            "signature": mark_safe(signature),  # noqa: S308
+            "footer": mark_safe(footer),  # noqa: S308
+        },
+    )
+    html = premailer.transform(
+        html,
+        allow_network=False,
+        disable_validation=True,
+        disable_link_rewrites=True,
+        cssutils_logging_level=logging.CRITICAL,
+    )
+    text = render_to_string(
+        "wagtail_paidwebinar/mailing/email.txt",
+        {
+            **context,
+            "body": html_to_text(_merge(rich(mailing.body_html), text_values)),
+            "signature": html_to_text(signature),
+            "footer": html_to_text(footer),
+        },
+    )
+    from_email, reply_to = sender(ms)
+    host = ics.host_of(base) or "localhost"
+    unsubscribe_label = _("Unsubscribe from these e-mails")
+    return MailingTemplate(
+        nonce=nonce,
+        subject=subject,
+        html=html,
+        text=text.strip() + "\n",
+        ics=ics.build_calendar(webinar, sequence=mailing.ics_sequence, host=host),
+        ics_description=_("Your personal link: %(link)s"),
+        from_email=from_email,
+        reply_to=reply_to,
+        msgid_domain=parseaddr(from_email)[1].rpartition("@")[2] or host,
+        list_unsubscribe=mailing.subscriber_list_id is not None,
+        unsubscribe_html=(
+            f'<br><a href="{ph["unsubscribe"]}" style="color:#7b8794">'
+            f"{escape(unsubscribe_label)}</a>"
+        ),
+        unsubscribe_text=f"\n{unsubscribe_label}: {ph['unsubscribe']}\n",
+    )
+
+
+def frozen_template(mailing: Mailing) -> MailingTemplate:
+    """The template stored when sending started, else a fresh one."""
+    return MailingTemplate.from_dict(mailing.frozen_render) or build_template(mailing)
+
+
+def personalise(
+    template: MailingTemplate,
+    *,
+    name: str,
+    link: str,
+    unsubscribe_url: str = "",
+) -> RenderedEmail:
+    """Substitute one recipient's values (HTML-escaped in the HTML part)."""
+    ph_name = template.placeholder("name")
+    ph_link = template.placeholder("link")
+    ph_unsub = template.placeholder("unsubscribe")
+    if unsubscribe_url:
+        unsub_html = template.unsubscribe_html.replace(
+            ph_unsub, escape(unsubscribe_url)
+        )
+        unsub_text = template.unsubscribe_text.replace(ph_unsub, unsubscribe_url)
+    else:
+        unsub_html = unsub_text = ""
+    html = (
+        template.html.replace(ph_name, escape(name))
+        .replace(ph_link, escape(link))
+        .replace(ph_unsub, unsub_html)
+    )
+    text = (
+        template.text.replace(ph_name, name)
+        .replace(ph_link, link)
+        .replace(ph_unsub, unsub_text)
+    )
+    subject = template.subject.replace(ph_name, name).replace(ph_link, link)
+    calendar = ics.personal_ics(
+        template.ics,
+        link=link,
+        description=template.ics_description % {"link": link},
+    )
+    return RenderedEmail(subject=subject, html=html, text=text, ics=calendar)
 
 
 def render_preview(
-    mailing: Mailing, recipient_or_link: MailingRecipient | PersonalLink
+    mailing: Mailing,
+    recipient_or_link: MailingRecipient | PersonalLink | Subscriber,
 ) -> RenderedEmail:
     """The e-mail exactly as ``recipient_or_link`` would receive it (subject, HTML with
-    inlined styles, text alternative)."""
-    raise NotImplementedError
+    inlined styles, text alternative, .ics). Accepts a ledger row, a personal link
+    (for a draft) or a subscriber (whose link may not exist yet)."""
+    from .unsubscribe import unsubscribe_url
+
+    template = frozen_template(mailing)
+    item = recipient_or_link
+    unsub = ""
+    link_obj: PersonalLink | None = None
+    if isinstance(item, MailingRecipient):
+        link_obj = item.link
+        if item.subscriber_id is not None:
+            unsub = _safe_unsubscribe_url(item.subscriber, unsubscribe_url)
+    elif isinstance(item, PersonalLink):
+        link_obj = item
+    elif isinstance(item, Subscriber):
+        link_obj = (
+            PersonalLink.objects.filter(
+                webinar_id=mailing.webinar_id, email_normalized=item.email_normalized
+            )
+            .order_by("-pk")
+            .first()
+        )
+        if mailing.subscriber_list_id is not None:
+            unsub = _safe_unsubscribe_url(item, unsubscribe_url)
+    link = link_obj.get_url() if link_obj else _("(personal link, issued on sending)")
+    return personalise(template, name=item.name, link=link, unsubscribe_url=unsub)
+
+
+def _safe_unsubscribe_url(subscriber, build) -> str:
+    from django.urls import NoReverseMatch
+
+    try:
+        return build(subscriber)
+    except NoReverseMatch:
+        # The unsubscribe route is not mounted: no link rather than a crash.
+        logger.warning("wagtail_paidwebinar:unsubscribe is not in the URLconf")
+        return ""

@@ -17,7 +17,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from ..conf import get_setting
 from ..models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -36,8 +35,12 @@ def _mac(subscriber_id: int, salt: str, secret: str | bytes) -> str:
 def unsubscribe_token(subscriber: Subscriber) -> str:
     """``<subscriber id>.<mac>``: opaque, keyed by SECRET_KEY and the subscriber's
     salt; reveals no e-mail address."""
-    mac = _mac(subscriber.pk, subscriber.unsubscribe_salt, settings.SECRET_KEY)
-    return f"{subscriber.pk}.{mac}"
+    return token_for(subscriber.pk, subscriber.unsubscribe_salt)
+
+
+def token_for(subscriber_id: int, salt: str) -> str:
+    """The token from a subscriber's id and salt (the send loop has no instance)."""
+    return f"{subscriber_id}.{_mac(subscriber_id, salt, settings.SECRET_KEY)}"
 
 
 def subscriber_for_unsubscribe_token(token: object) -> Subscriber | None:
@@ -66,23 +69,23 @@ def subscriber_for_unsubscribe_token(token: object) -> Subscriber | None:
 def absolute_url(path: str) -> str:
     """``path`` made absolute with WAGTAIL_PAIDWEBINAR_BASE_URL, else the default
     Wagtail Site's root URL (never the request's Host header)."""
-    base = get_setting("BASE_URL").rstrip("/")
-    if not base:
-        from wagtail.models import Site
+    from .render import base_url
 
-        site = Site.objects.filter(is_default_site=True).first()
-        base = site.root_url.rstrip("/") if site else ""
-    return base + path
+    return base_url() + path
 
 
 def unsubscribe_url(subscriber: Subscriber) -> str:
     """Absolute URL of "wagtail_paidwebinar:unsubscribe" for this subscriber, built from
     WAGTAIL_PAIDWEBINAR_BASE_URL (or the default Site), never a Host header."""
-    path = reverse(
-        "wagtail_paidwebinar:unsubscribe",
-        kwargs={"token": unsubscribe_token(subscriber)},
-    )
-    return absolute_url(path)
+    return url_for_token(unsubscribe_token(subscriber))
+
+
+def url_for_token(token: str, base: str | None = None) -> str:
+    """Absolute unsubscribe URL for a token (``base`` saves a lookup in loops)."""
+    path = reverse("wagtail_paidwebinar:unsubscribe", kwargs={"token": token})
+    if base is None:
+        return absolute_url(path)
+    return base + path
 
 
 def unsubscribe(subscriber: Subscriber) -> bool:

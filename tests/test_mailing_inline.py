@@ -1,0 +1,244 @@
+"""The mailing engine through the embedded default queue (fakeredis, ASYNC False)
+and a real SMTP server (aiosmtpd): rendering, headers, ledger, idempotent start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import icalendar
+import pytest
+from django.utils import timezone
+from wagtail.models import Site
+
+from tests.fixtures_mailing import make_link_holders
+from wagtail_paidwebinar.mailing import (
+    cancel_mailing,
+    create_mailing,
+    pause_mailing,
+    render_preview,
+    resume_mailing,
+    retry_failed,
+    start_mailing,
+)
+from wagtail_paidwebinar.models import (
+    MailingRecipient,
+    MailingSettings,
+    MailingStatus,
+    PersonalLink,
+    RecipientStatus,
+    Signature,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+BODY = (
+    "<p>Hello {{ name }},</p><p>welcome to {{webinar}} on {{ starts_at }}.</p>"
+    '<p>Your link: <a href="{{ link }}">join</a>; password {{ password }}.</p>'
+)
+
+
+@pytest.fixture
+def mail_settings(db):
+    site = Site.objects.get(is_default_site=True)
+    ms = MailingSettings.for_site(site)
+    ms.from_name = "Akademia Żółw"
+    ms.from_email = "webinars@example.com"
+    ms.reply_to = "help@example.com"
+    ms.signature = "<p>Best regards, <b>the organisers</b></p>"
+    ms.footer = "<p>Example Ltd, Warsaw</p>"
+    ms.save()
+    return ms
+
+
+@pytest.fixture
+def sending(smtp_settings, inline_queue, mail_settings):
+    return smtp_settings
+
+
+def parts(message):
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    ics = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    return html, text, ics
+
+
+def test_three_recipients_each_get_their_own_link(webinar, sending, smtp_server):
+    # The day Europe/Warsaw switches to summer time: 16:00 UTC is 18:00 local.
+    webinar.starts_at = dt.datetime(2027, 3, 28, 16, 0, tzinfo=dt.UTC)
+    webinar.save()
+    links = make_link_holders(
+        webinar, 3, names=["Anna Nowak", "Jan <b>Kowalski</b>", "Zoë O'Brien"]
+    )
+    mailing = create_mailing(
+        webinar, subject="Invitation for {{ name }}", body_html=BODY
+    )
+    assert start_mailing(mailing) == 3
+    mailing.refresh_from_db()
+    assert mailing.status == MailingStatus.DONE
+    assert mailing.progress() == {
+        "pending": 0,
+        "sending": 0,
+        "sent": 3,
+        "failed": 0,
+        "total": 3,
+    }
+    assert smtp_server.by_recipient() == {link.email: 1 for link in links}
+
+    by_to = {m["To"].addresses[0].addr_spec: m for m in smtp_server.messages}
+    all_urls = {link.get_url() for link in links}
+    for link in links:
+        message = by_to[link.email]
+        assert message["To"].addresses[0].display_name == link.name
+        assert message["Subject"] == f"Invitation for {link.name}"
+        assert message["Reply-To"] == "help@example.com"
+        assert message["From"].addresses[0].display_name == "Akademia Żółw"
+        assert message["Message-ID"]
+        html, text, ics_parts = parts(message)
+        url = link.get_url()
+        # Own link in HTML and text; nobody else's.
+        assert url in html and url in text
+        for other in all_urls - {url}:
+            assert other not in html and other not in text
+        assert "kawa123" in html and "kawa123" in text
+        assert "the organisers" in html and "the organisers" in text
+        assert "Example Ltd" in text
+        # Inlined styles (premailer) and escaped names.
+        assert re.search(r'<div[^>]+style="[^"]*max-width:\s*600px', html)
+        assert "<b>Kowalski</b>" not in html
+        if "Kowalski" in link.name:
+            assert "Jan &lt;b&gt;Kowalski&lt;/b&gt;" in html
+        # The .ics: right local time, stable UID, the personal URL.
+        assert len(ics_parts) == 1
+        cal = icalendar.Calendar.from_ical(ics_parts[0].get_content())
+        event = next(iter(cal.walk("VEVENT")))
+        start = event.decoded("dtstart")
+        assert start.tzinfo is not None
+        assert start == webinar.starts_at
+        assert (start.hour, start.minute) == (18, 0)
+        assert start.utcoffset() == dt.timedelta(hours=2)
+        assert event.decoded("dtend") - start == dt.timedelta(
+            minutes=webinar.duration_minutes
+        )
+        assert str(event["dtstart"].params["TZID"]) == "Europe/Warsaw"
+        assert str(event["uid"]) == f"paidwebinar-{webinar.pk}@webinars.example.com"
+        assert str(event["url"]) == url
+        assert cal.walk("VTIMEZONE")
+    rows = MailingRecipient.objects.filter(mailing=mailing)
+    assert all(r.status == RecipientStatus.SENT and r.message_id for r in rows)
+    assert len({r.message_id for r in rows}) == 3
+
+
+def test_double_start_queues_once(webinar, sending, smtp_server):
+    make_link_holders(webinar, 4)
+    mailing = create_mailing(webinar, subject="Hi", body_html="<p>x</p>")
+    assert start_mailing(mailing) == 4
+    assert start_mailing(mailing) == 0
+    assert MailingRecipient.objects.filter(mailing=mailing).count() == 4
+    assert sum(smtp_server.by_recipient().values()) == 4
+
+
+def test_permanent_failure_fails_only_that_row(webinar, sending, smtp_server):
+    links = make_link_holders(webinar, 3)
+    smtp_server.handler.codes[links[1].email] = "550 5.1.1 No such user"
+    mailing = create_mailing(webinar, subject="Hi", body_html="<p>x</p>")
+    start_mailing(mailing)
+    rows = {r.email: r for r in MailingRecipient.objects.filter(mailing=mailing)}
+    assert rows[links[1].email].status == RecipientStatus.FAILED
+    assert "550" in rows[links[1].email].last_error
+    assert rows[links[0].email].status == RecipientStatus.SENT
+    assert rows[links[2].email].status == RecipientStatus.SENT
+    mailing.refresh_from_db()
+    assert mailing.status == MailingStatus.DONE
+
+    # The address is fixed: retry sends only the failed row.
+    del smtp_server.handler.codes[links[1].email]
+    assert retry_failed(mailing) == 1
+    assert smtp_server.by_recipient() == {link.email: 1 for link in links}
+    mailing.refresh_from_db()
+    assert mailing.status == MailingStatus.DONE
+
+
+def test_header_injection_in_a_name_fails_that_row(webinar, sending, smtp_server):
+    links = make_link_holders(webinar, 2)
+    PersonalLink.objects.filter(pk=links[0].pk).update(
+        name="Eve\r\nBcc: victim@example.net"
+    )
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    start_mailing(mailing)
+    rows = {r.email: r for r in MailingRecipient.objects.filter(mailing=mailing)}
+    assert rows[links[0].email].status == RecipientStatus.FAILED
+    assert "header" in rows[links[0].email].last_error.lower()
+    assert rows[links[1].email].status == RecipientStatus.SENT
+    assert smtp_server.by_recipient() == {links[1].email: 1}
+    for message in smtp_server.messages:
+        assert "Bcc" not in message
+
+
+def test_non_ascii_names_are_rfc2047_encoded(webinar, sending, smtp_server):
+    make_link_holders(webinar, 1, names=['Łucja "Lu" Żółtowska, PhD'])
+    mailing = create_mailing(webinar, subject="Zaproszenie: {{ name }}", body_html="")
+    start_mailing(mailing)
+    raw = smtp_server.handler.messages[0][1]
+    header_block = raw.split(b"\r\n\r\n", 1)[0]
+    assert header_block.isascii()
+    assert b"=?utf-8?" in header_block.lower()
+    message = smtp_server.messages[0]
+    assert message["To"].addresses[0].display_name == 'Łucja "Lu" Żółtowska, PhD'
+    assert message["Subject"] == 'Zaproszenie: Łucja "Lu" Żółtowska, PhD'
+
+
+def test_very_long_html_lines_pass_the_smtp_server(webinar, sending, smtp_server):
+    make_link_holders(webinar, 2)
+    # One paragraph of ~20 kB with no line break: premailer keeps it on one line.
+    body = "<p>" + " ".join(["word"] * 5000) + "</p>" * 1
+    body += "<p>" + "x" * 3000 + "</p>"
+    mailing = create_mailing(webinar, subject="Long", body_html=body)
+    start_mailing(mailing)
+    assert mailing.progress()["sent"] == 2
+    for _rcpt, raw in smtp_server.handler.messages:
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    html, text, _ics = parts(smtp_server.messages[0])
+    assert "x" * 3000 in html
+
+
+def test_link_holders_exclude_revoked_expired_and_no_email(
+    webinar, sending, smtp_server
+):
+    links = make_link_holders(webinar, 4)
+    now = timezone.now()
+    PersonalLink.objects.filter(pk=links[0].pk).update(revoked_at=now)
+    PersonalLink.objects.filter(pk=links[1].pk).update(
+        expires_at=now - dt.timedelta(days=1)
+    )
+    PersonalLink.objects.create(webinar=webinar, name="No mail")
+    mailing = create_mailing(webinar, subject="Hi", body_html="")
+    assert start_mailing(mailing) == 2
+    assert set(smtp_server.by_recipient()) == {links[2].email, links[3].email}
+
+
+def test_pause_resume_cancel(webinar, sending, smtp_server):
+    make_link_holders(webinar, 3)
+    mailing = create_mailing(webinar, subject="Hi", body_html="")
+    # Paused before any job ran (a sync queue runs them at commit): nothing sent.
+    assert pause_mailing(mailing) is False  # a draft is not sending
+    assert cancel_mailing(mailing) is True
+    assert start_mailing(mailing) == 0
+    assert resume_mailing(mailing) == 0
+    assert smtp_server.by_recipient() == {}
+
+
+def test_signature_choice_and_preview(webinar, sending, smtp_server):
+    links = make_link_holders(webinar, 1, names=["Anna"])
+    signature = Signature.objects.create(name="Dr", body="<p>Dr Who, host</p>")
+    mailing = create_mailing(
+        webinar, subject="Hi {{ name }}", body_html=BODY, signature=signature
+    )
+    preview = render_preview(mailing, links[0])
+    assert preview.subject == "Hi Anna"
+    assert "Dr Who, host" in preview.html and "organisers" not in preview.html
+    assert links[0].get_url() in preview.text
+    assert "kawa123" in preview.text
+    start_mailing(mailing)
+    html, text, _ics = parts(smtp_server.messages[0])
+    assert "Dr Who, host" in html

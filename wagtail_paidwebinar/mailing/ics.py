@@ -1,0 +1,100 @@
+"""The ``.ics`` invitation attached to every message (icalendar).
+
+The calendar is built once per mailing; only the personal link differs between
+recipients, so :func:`personal_ics` inserts it as its own folded content lines
+instead of running icalendar again for each message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlsplit
+
+import icalendar
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ..models import WebinarPage
+from ..utils import absolute_page_url
+
+PRODID = "-//wagtail-paidwebinar//invitation//EN"
+_END_EVENT = "END:VEVENT\r\n"
+
+
+def event_uid(webinar: WebinarPage, host: str) -> str:
+    """Stable per webinar and site: every invitation updates the same event."""
+    return f"paidwebinar-{webinar.pk}@{host or 'localhost'}"
+
+
+def build_calendar(webinar: WebinarPage, *, sequence: int, host: str) -> str:
+    """The VCALENDAR (METHOD:PUBLISH) with VTIMEZONE, UID, SEQUENCE and the start and
+    end in the webinar's timezone; no personal data."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    event = icalendar.Event()
+    event.add("uid", event_uid(webinar, host))
+    event.add("sequence", sequence)
+    event.add("dtstamp", timezone.now().astimezone(dt.UTC))
+    event.add("dtstart", webinar.local_starts_at)
+    event.add("dtend", webinar.local_ends_at)
+    event.add("summary", webinar.title)
+    event.add("location", absolute_page_url(webinar))
+    cal.add_component(event)
+    # A VTIMEZONE covering the year around the event keeps the file small.
+    start = webinar.local_starts_at.date()
+    cal.add_missing_timezones(
+        first_date=start - dt.timedelta(days=366),
+        last_date=start + dt.timedelta(days=366),
+    )
+    return cal.to_ical().decode("utf-8")
+
+
+def _escape_text(value: str) -> str:
+    # RFC 5545 3.3.11 TEXT escaping.
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\n")
+    )
+
+
+def fold(line: str) -> str:
+    """Fold a content line at 75 octets (RFC 5545 3.1) without splitting a UTF-8
+    character; the result ends with CRLF."""
+    out: list[str] = []
+    current = ""
+    size = 0
+    limit = 75
+    for char in line:
+        n = len(char.encode("utf-8"))
+        if size + n > limit:
+            out.append(current)
+            current, size, limit = " ", 1, 75
+        current += char
+        size += n
+    out.append(current)
+    return "\r\n".join(out) + "\r\n"
+
+
+def personal_ics(calendar: str, *, link: str, description: str) -> str:
+    """``calendar`` with the recipient's URL and DESCRIPTION added to the event."""
+    lines = fold("URL;VALUE=URI:" + link) + fold(
+        "DESCRIPTION:" + _escape_text(description)
+    )
+    head, sep, tail = calendar.rpartition(_END_EVENT)
+    if not sep:
+        return calendar
+    return head + lines + sep + tail
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+def default_description(link: str) -> str:
+    return _("Your personal link: %(link)s") % {"link": link}

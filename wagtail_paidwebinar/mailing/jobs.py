@@ -1,0 +1,280 @@
+"""django-rq jobs that drain the ledger.
+
+A job gets a mailing id and a batch of ledger row ids (never model instances). It
+opens one SMTP connection, and for each row: claims it (pending → sending, a
+conditional UPDATE that also checks the mailing is still sending, so pause and
+cancel take effect between two messages), sends, and marks it sent at once. A
+worker killed mid-batch therefore leaves at most one row 'sending'.
+
+Transient failures put the row back to pending and schedule a new job with the
+next delay of RETRY_DELAYS (``enqueue_in``: the worker must run
+``--with-scheduler``); after the last delay the rows fail. Permanent failures fail
+that row only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+
+from django.core.mail import get_connection
+
+from .. import tokens
+from ..conf import get_setting
+from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
+from ..utils import absolute_page_url
+from . import ledger
+from .render import MailingTemplate, base_url, frozen_template, personalise
+from .send import CONNECTION, PERMANENT, TRANSIENT, build_message, classify
+
+logger = logging.getLogger(__name__)
+
+_ROW_FIELDS = (
+    "pk",
+    "email",
+    "name",
+    "link_id",
+    "link__salt",
+    "link__revoked_at",
+    "subscriber_id",
+    "subscriber__subscribed",
+    "subscriber__unsubscribe_salt",
+)
+
+
+def get_queue():
+    """The django-rq queue named by WAGTAIL_PAIDWEBINAR_QUEUE (resolved per call)."""
+    import django_rq
+
+    return django_rq.get_queue(get_setting("QUEUE"))
+
+
+def enqueue_ids(
+    mailing_id: int,
+    recipient_ids: Sequence[int],
+    *,
+    attempt: int = 0,
+    delay: float | None = None,
+) -> int:
+    """Queue ``recipient_ids`` in jobs of BATCH_SIZE; with ``delay``, as scheduled
+    jobs. Under COMMIT_MODE=on_db_commit the jobs enter Redis when the current
+    transaction commits. Returns the number of jobs."""
+    if not recipient_ids:
+        return 0
+    queue = get_queue()
+    size = max(1, int(get_setting("BATCH_SIZE")))
+    per_message = max(float(get_setting("SEND_DELAY")), 0.0) + 30
+    jobs = 0
+    for start in range(0, len(recipient_ids), size):
+        chunk = list(recipient_ids[start : start + size])
+        options = {
+            "job_id": (
+                f"paidwebinar-mailing-{mailing_id}-{chunk[0]}-{uuid.uuid4().hex[:8]}"
+            ),
+            "description": f"paidwebinar mailing {mailing_id}: {len(chunk)} recipients",
+            "job_timeout": int(60 + per_message * len(chunk)),
+            "result_ttl": 3600,
+            "failure_ttl": 7 * 24 * 3600,
+        }
+        if delay:
+            queue.enqueue_in(
+                dt.timedelta(seconds=delay),
+                send_batch,
+                mailing_id,
+                chunk,
+                attempt,
+                **options,
+            )
+        else:
+            queue.enqueue(send_batch, mailing_id, chunk, attempt, **options)
+        jobs += 1
+    return jobs
+
+
+def _send_delay(mailing: Mailing) -> float:
+    """Seconds between two messages: the site's send_rate and SEND_DELAY, whichever
+    is slower (per worker)."""
+    from .render import mailing_settings_for
+
+    delay = max(float(get_setting("SEND_DELAY")), 0.0)
+    try:
+        rate = float(mailing_settings_for(mailing.webinar.specific).send_rate or 0)
+    except Exception:  # a broken site setting must not stop the mailing
+        logger.exception("Could not read the mailing settings")
+        rate = 0.0
+    if rate > 0:
+        delay = max(delay, 1.0 / rate)
+    return delay
+
+
+def send_batch(
+    mailing_id: int, recipient_ids: Sequence[int], attempt: int = 0
+) -> dict[str, int]:
+    """Send to the pending rows among ``recipient_ids`` (an RQ job)."""
+    counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+    Mailing.objects.filter(pk=mailing_id, status=MailingStatus.QUEUED).update(
+        status=MailingStatus.SENDING
+    )
+    mailing = (
+        Mailing.objects.filter(pk=mailing_id, status=MailingStatus.SENDING)
+        .select_related("webinar")
+        .first()
+    )
+    if mailing is None:
+        return counts
+    rows = list(
+        MailingRecipient.objects.filter(
+            pk__in=list(recipient_ids),
+            mailing_id=mailing_id,
+            status=RecipientStatus.PENDING,
+        )
+        .order_by("pk")
+        .values_list(*_ROW_FIELDS)
+    )
+    if not rows:
+        ledger.finish_if_complete(mailing_id)
+        return counts
+
+    template = frozen_template(mailing)
+    page_url = absolute_page_url(mailing.webinar)
+    param = get_setting("TOKEN_PARAM")
+    base = base_url()
+    delay = _send_delay(mailing)
+    connection = get_connection(fail_silently=False)
+    try:
+        connection.open()
+    except Exception as exc:
+        failure = classify(exc)
+        logger.warning("Mailing %s: cannot connect: %s", mailing_id, failure.message)
+        _retry_later(mailing_id, [row[0] for row in rows], attempt, failure.message)
+        counts["retry"] = len(rows)
+        return counts
+
+    retry: list[int] = []
+    last_error = ""
+    try:
+        for index, row in enumerate(rows):
+            outcome = _send_row(
+                mailing, template, row, page_url, param, base, connection
+            )
+            if outcome is None:
+                # Not claimed: taken by someone else, or the mailing was paused or
+                # cancelled; in the latter case stop here.
+                counts["skipped"] += 1
+                if ledger.mailing_status(mailing_id) != MailingStatus.SENDING:
+                    break
+                continue
+            kind, message = outcome
+            if kind == "sent":
+                counts["sent"] += 1
+            elif kind == PERMANENT:
+                counts["failed"] += 1
+            elif kind == TRANSIENT:
+                retry.append(row[0])
+                last_error = message
+            elif kind == CONNECTION:
+                # The row and everything after it wait for the server.
+                retry.extend(r[0] for r in rows[index:])
+                last_error = message
+                break
+            if delay and index + 1 < len(rows):
+                time.sleep(delay)
+    finally:
+        try:
+            connection.close()
+        except Exception:  # closing a dead connection must not hide the result
+            logger.debug("Error closing the SMTP connection", exc_info=True)
+
+    if retry:
+        counts["retry"] = len(retry)
+        _retry_later(mailing_id, retry, attempt, last_error)
+    ledger.finish_if_complete(mailing_id)
+    return counts
+
+
+def _send_row(
+    mailing: Mailing,
+    template: MailingTemplate,
+    row: tuple,
+    page_url: str,
+    param: str,
+    base: str,
+    connection,
+) -> tuple[str, str] | None:
+    """Claim, send and record one row; None when the row was not claimed."""
+    (
+        pk,
+        email,
+        name,
+        link_id,
+        link_salt,
+        link_revoked_at,
+        subscriber_id,
+        subscribed,
+        unsubscribe_salt,
+    ) = row
+    if not ledger.claim(mailing.pk, pk):
+        return None
+    if subscriber_id is not None and not subscribed:
+        error = "Unsubscribed before sending; not sent."
+        ledger.mark_failed(pk, error)
+        return PERMANENT, error
+    if link_id is None or link_revoked_at is not None:
+        error = "The personal link is missing or revoked; not sent."
+        ledger.mark_failed(pk, error)
+        return PERMANENT, error
+    token = tokens.make_token(link_id, mailing.webinar_id, link_salt)
+    link = f"{page_url}?{param}={token}"
+    unsubscribe = ""
+    if subscriber_id is not None and template.list_unsubscribe:
+        from .unsubscribe import token_for, url_for_token
+
+        unsubscribe = url_for_token(token_for(subscriber_id, unsubscribe_salt), base)
+    try:
+        rendered = personalise(
+            template, name=name, link=link, unsubscribe_url=unsubscribe
+        )
+        message = build_message(
+            template,
+            rendered,
+            name=name,
+            email=email,
+            unsubscribe_url=unsubscribe,
+            connection=connection,
+        )
+        connection.send_messages([message])
+    except Exception as exc:
+        failure = classify(exc)
+        if failure.kind == PERMANENT:
+            ledger.mark_failed(pk, failure.message)
+        else:
+            ledger.mark_retry(pk, failure.message)
+        logger.info("Mailing %s, row %s: %s", mailing.pk, pk, failure.message)
+        return failure.kind, failure.message
+    ledger.mark_sent(pk, message.extra_headers["Message-ID"])
+    return "sent", ""
+
+
+def _retry_later(mailing_id: int, ids: list[int], attempt: int, error: str) -> None:
+    delays = list(get_setting("RETRY_DELAYS") or [])
+    if attempt >= len(delays):
+        ledger.fail_pending(ids, f"Gave up after {attempt + 1} attempts: {error}")
+        logger.warning(
+            "Mailing %s: gave up on %d recipients: %s", mailing_id, len(ids), error
+        )
+        return
+    queue = get_queue()
+    if not queue.is_async:
+        # The embedded queue runs jobs inline and has no scheduler: leave the rows
+        # pending; "resume" (admin or paidwebinar_send) sends them later.
+        logger.warning(
+            "Mailing %s: %d recipients left pending (%s); resume to retry",
+            mailing_id,
+            len(ids),
+            error,
+        )
+        return
+    enqueue_ids(mailing_id, ids, attempt=attempt + 1, delay=float(delays[attempt]))

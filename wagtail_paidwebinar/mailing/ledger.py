@@ -1,0 +1,120 @@
+"""The ledger: one row per mailing and address, pending → sending → sent | failed.
+
+Every transition is a conditional UPDATE, so two workers (or a worker and a resume)
+can never both own a row: whoever's UPDATE matched the old status owns it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from ..conf import get_setting
+from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
+
+INSERT_BATCH = 1000
+
+
+def insert_rows(rows: Iterable[MailingRecipient]) -> None:
+    """Insert ledger rows, ignoring addresses the mailing already has (the unique
+    constraint on mailing + e-mail makes a repeated start harmless)."""
+    batch: list[MailingRecipient] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= INSERT_BATCH:
+            MailingRecipient.objects.bulk_create(batch, ignore_conflicts=True)
+            batch = []
+    if batch:
+        MailingRecipient.objects.bulk_create(batch, ignore_conflicts=True)
+
+
+def pending_ids(mailing_id: int) -> list[int]:
+    return list(
+        MailingRecipient.objects.filter(
+            mailing_id=mailing_id, status=RecipientStatus.PENDING
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def release_stale(mailing_id: int, *, older_than: float | None = None) -> int:
+    """Put back to pending the rows left 'sending' longer than STALE_SENDING_SECONDS
+    (their worker was killed). The message may or may not have left: this is the one
+    possible duplicate per crash."""
+    seconds = get_setting("STALE_SENDING_SECONDS") if older_than is None else older_than
+    limit = timezone.now() - dt.timedelta(seconds=float(seconds))
+    return (
+        MailingRecipient.objects.filter(
+            mailing_id=mailing_id, status=RecipientStatus.SENDING
+        )
+        .filter(Q(claimed_at__lte=limit) | Q(claimed_at__isnull=True))
+        .update(status=RecipientStatus.PENDING)
+    )
+
+
+def claim(mailing_id: int, recipient_id: int) -> bool:
+    """pending → sending for one row, only while the mailing is sending."""
+    active = Mailing.objects.filter(pk=mailing_id, status=MailingStatus.SENDING)
+    return bool(
+        MailingRecipient.objects.filter(pk=recipient_id, status=RecipientStatus.PENDING)
+        .filter(Exists(active))
+        .update(
+            status=RecipientStatus.SENDING,
+            claimed_at=timezone.now(),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def mark_sent(recipient_id: int, message_id: str) -> None:
+    MailingRecipient.objects.filter(pk=recipient_id).update(
+        status=RecipientStatus.SENT,
+        sent_at=timezone.now(),
+        message_id=message_id[:255],
+        last_error="",
+    )
+
+
+def mark_failed(recipient_id: int, error: str) -> None:
+    MailingRecipient.objects.filter(pk=recipient_id).exclude(
+        status=RecipientStatus.SENT
+    ).update(status=RecipientStatus.FAILED, last_error=error[:2000])
+
+
+def mark_retry(recipient_id: int, error: str) -> None:
+    """Back to pending after a transient error (a later job sends it)."""
+    MailingRecipient.objects.filter(
+        pk=recipient_id, status=RecipientStatus.SENDING
+    ).update(status=RecipientStatus.PENDING, last_error=error[:2000])
+
+
+def fail_pending(recipient_ids: list[int], error: str) -> int:
+    """Give up on pending rows (retries exhausted)."""
+    return MailingRecipient.objects.filter(
+        pk__in=recipient_ids, status=RecipientStatus.PENDING
+    ).update(status=RecipientStatus.FAILED, last_error=error[:2000])
+
+
+def finish_if_complete(mailing_id: int) -> bool:
+    """sending/queued → done once no row is pending or sending (one UPDATE)."""
+    open_rows = MailingRecipient.objects.filter(
+        mailing_id=OuterRef("pk"),
+        status__in=[RecipientStatus.PENDING, RecipientStatus.SENDING],
+    )
+    return bool(
+        Mailing.objects.filter(
+            pk=mailing_id, status__in=[MailingStatus.QUEUED, MailingStatus.SENDING]
+        )
+        .filter(~Exists(open_rows))
+        .update(status=MailingStatus.DONE, finished_at=timezone.now())
+    )
+
+
+def mailing_status(mailing_id: int) -> str | None:
+    return (
+        Mailing.objects.filter(pk=mailing_id).values_list("status", flat=True).first()
+    )
