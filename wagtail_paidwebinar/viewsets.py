@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Count, Q
+from django.shortcuts import get_list_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -172,6 +173,15 @@ class RevokeBulkAction(SnippetBulkAction):
         return self.permission_policy.user_has_permission_for_instance(
             self.request.user, "change", obj
         )
+
+    @classmethod
+    def get_queryset(cls, model, object_ids):
+        # Ignore ids that are not numbers instead of failing with a 500.
+        ids = [i for i in object_ids if str(i).isdigit()]
+        return get_list_or_404(model.objects.select_related("webinar"), pk__in=ids)
+
+    def get_execution_context(self):
+        return {**super().get_execution_context(), "user": self.request.user}
 
     @classmethod
     def execute_action(cls, objects, user=None, **kwargs):

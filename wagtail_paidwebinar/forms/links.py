@@ -77,6 +77,9 @@ class GenerateLinksForm(forms.Form):
         self.fields["webinar"].queryset = webinar_queryset.order_by(
             "-starts_at", "title"
         )
+        # Django rejects a whole text with a NUL in it; the parser reports the line
+        # instead, and never lets it reach the database.
+        self.fields["names"].validators = []
 
     def clean(self):
         cleaned = super().clean()

@@ -139,10 +139,14 @@ class GenerateView(LinkAdminMixin, FormView):
 
     def get_form(self, form_class=None):
         if self.too_big:
-            form = GenerateLinksForm(initial=self.get_initial())
-            form.add_error(None, too_big_message())
-            return form
+            # The body was not read: show an empty form with the explanation.
+            return GenerateLinksForm(initial=self.get_initial())
         return super().get_form(form_class)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["extra_errors"] = [too_big_message()] if self.too_big else []
+        return context
 
     def post(self, request, *args, **kwargs):
         if self.too_big:

@@ -1,0 +1,398 @@
+"""The "Personal links" admin, as an editor and as users lacking each permission."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client, override_settings
+from django.urls import reverse
+from wagtail.models import ModelLogEntry
+
+from tests.fixtures_links import LINK_PERMS
+from tests.utils import make_user, make_webinar
+from wagtail_paidwebinar.actions import generate_links
+from wagtail_paidwebinar.models import LinkDevice, LinkStatus, PersonalLink
+
+pytestmark = pytest.mark.django_db
+
+NS = "wagtailsnippets_wagtail_paidwebinar_personallink"
+
+
+def url(name, *args, **kwargs):
+    return reverse(f"{NS}:{name}", args=args or None, kwargs=kwargs or None)
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def assert_denied(response):
+    """Wagtail answers a permission error with a redirect to the dashboard."""
+    assert response.status_code in (302, 403)
+    if response.status_code == 302:
+        assert response["Location"] == reverse("wagtailadmin_home")
+
+
+def read_csv(response):
+    body = response.content.decode("utf-8")
+    assert body.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(body[1:])))
+
+
+def generate(client, webinar, names, **extra):
+    data = {"webinar": webinar.pk, "names": names, **extra}
+    return client.post(url("generate"), data)
+
+
+# --- listing --------------------------------------------------------------------------
+
+
+def test_listing_as_editor_shows_links_and_copy_buttons(links_editor, links):
+    PersonalLink.objects.filter(pk=links[0].pk).update(claimed_at="2026-01-01T10:00Z")
+    LinkDevice.objects.create(link=links[0], secret_hash="x" * 64)
+    response = login(links_editor).get(url("list"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    for name in ("Anna Nowak", "Jan Kowalski", "Zażółć Gęślą Jaźń", "anna@example.com"):
+        assert name in html
+    assert "In use" in html and "Unused" in html
+    assert links[0].get_url() in html
+    assert 'data-action="w-clipboard#copy"' in html
+    assert "Generate links" in html
+    assert url("revoke", links[0].pk) in html
+
+
+def test_listing_as_viewer_has_no_urls_and_no_actions(links_viewer, links):
+    response = login(links_viewer).get(url("list"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Anna Nowak" in html
+    assert "?access=" not in html
+    assert url("revoke", links[0].pk) not in html
+    assert url("generate") not in html
+
+
+def test_listing_needs_a_permission(links):
+    nobody = make_user("nobody")
+    assert_denied(login(nobody).get(url("list")))
+
+
+def test_names_are_escaped_everywhere(links_editor, webinar):
+    generate_links(webinar, "<script>alert(1)</script> <x@example.com>")
+    response = login(links_editor).get(url("list"))
+    html = response.content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_filters_and_search(links_editor, links, index, webinar):
+    other = make_webinar(index, title="Other webinar")
+    generate_links(other, "Ola Other")
+    client = login(links_editor)
+    links[1].revoked_at = "2026-01-01T10:00Z"
+    links[1].save()
+
+    html = client.get(url("list"), {"status": LinkStatus.REVOKED}).content.decode()
+    assert "Jan Kowalski" in html and "Anna Nowak" not in html
+
+    html = client.get(url("list"), {"status": LinkStatus.UNUSED}).content.decode()
+    assert "Jan Kowalski" not in html and "Anna Nowak" in html and "Ola Other" in html
+
+    html = client.get(url("list"), {"webinar": other.pk}).content.decode()
+    assert "Ola Other" in html and "Anna Nowak" not in html
+
+    html = client.get(url("list"), {"q": "ANNA@example"}).content.decode()
+    assert "Anna Nowak" in html and "Jan Kowalski" not in html
+
+    # Garbage in the query string is not a 500.
+    for params in ({"status": "nope"}, {"webinar": "x'"}, {"ordering": "?"}):
+        assert client.get(url("list"), params).status_code == 200
+
+
+# --- generate -------------------------------------------------------------------------
+
+
+def test_generate_flow_as_editor(links_editor, webinar):
+    client = login(links_editor)
+    assert client.get(url("generate")).status_code == 200
+    response = generate(
+        client,
+        webinar,
+        "Zażółć Gęślą Jaźń\r\nAnna <anna@example.com>\nanna, ANNA@example.com\n"
+        "Bad \u202eName\n<b>Bold</b>",
+    )
+    assert response.status_code == 302
+    result_url = response["Location"]
+    # The result URL carries a random session key, never a token.
+    assert "access" not in result_url
+    html = client.get(result_url).content.decode()
+    created = list(PersonalLink.objects.order_by("pk"))
+    assert [x.name for x in created] == ["Zażółć Gęślą Jaźń", "Anna", "<b>Bold</b>"]
+    assert all(x.created_by == links_editor for x in created)
+    for link in created:
+        assert link.get_url() in html
+    assert "3 new links were created" in html
+    assert "1 duplicate was skipped" in html
+    assert "1 line has an error" in html
+    assert "U+202E" in html
+    assert "&lt;b&gt;Bold&lt;/b&gt;" in html and "<b>Bold</b>" not in html
+    assert "Copy all" in html
+
+    # CSV of the new links.
+    rows = read_csv(client.get(result_url + "csv/"))
+    assert rows[0] == ["Name", "E-mail", "Link", "Expires at", "Status"]
+    assert [r[0] for r in rows[1:]] == ["Zażółć Gęślą Jaźń", "Anna", "<b>Bold</b>"]
+    assert rows[1][2] == created[0].get_url()
+
+    entry = ModelLogEntry.objects.none()  # generation is logged on the page
+    assert not entry.exists()
+
+
+def test_generate_all_or_nothing_and_expiry(links_editor, webinar):
+    client = login(links_editor)
+    response = generate(client, webinar, "Good\nBad\x00", all_or_nothing="on")
+    html = client.get(response["Location"]).content.decode()
+    assert "Nothing was created" in html
+    assert not PersonalLink.objects.exists()
+
+    generate(client, webinar, "Good", valid_for_days="7")
+    link = PersonalLink.objects.get()
+    assert link.expires_at is not None
+
+    response = generate(client, webinar, "Late", expires_at="2001-01-01 10:00")
+    assert response.status_code == 200
+    assert "in the past" in response.content.decode()
+    response = generate(
+        client, webinar, "Both", expires_at="2099-01-01 10:00", valid_for_days="3"
+    )
+    assert "not both" in response.content.decode()
+    assert PersonalLink.objects.count() == 1
+
+
+def test_generate_from_uploaded_cp1250_file(links_editor, webinar):
+    client = login(links_editor)
+    upload = SimpleUploadedFile(
+        "lista.csv", "Imię;E-mail\nZażółć Gęślą;zg@example.pl\n".encode("cp1250")
+    )
+    response = client.post(url("generate"), {"webinar": webinar.pk, "file": upload})
+    assert response.status_code == 302
+    assert PersonalLink.objects.get().name == "Zażółć Gęślą"
+
+
+def test_generate_rejects_binary_upload_and_empty_form(links_editor, webinar):
+    client = login(links_editor)
+    upload = SimpleUploadedFile("lista.xlsx", b"PK\x03\x04\x00\x00binary")
+    response = client.post(url("generate"), {"webinar": webinar.pk, "file": upload})
+    assert response.status_code == 200
+    assert "does not look like a text file" in response.content.decode()
+    response = generate(client, webinar, "   \n ")
+    assert "at least one name" in response.content.decode()
+    response = client.post(url("generate"), {"webinar": "not-a-number", "names": "A"})
+    assert response.status_code == 200
+    assert not PersonalLink.objects.exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2000)
+def test_paste_over_the_upload_limit_gets_a_friendly_message(links_editor, webinar):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(links_editor)
+    page = client.get(url("generate"))
+    token = re.search(
+        r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()
+    )[1]
+    names = "\n".join(f"Uczestnik {i}" for i in range(500))
+    response = client.post(
+        url("generate"),
+        {"csrfmiddlewaretoken": token, "webinar": webinar.pk, "names": names},
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "too large" in html and "Upload it as a .txt or .csv file" in html
+    assert not PersonalLink.objects.exists()
+
+
+def test_generate_needs_csrf(links_editor, webinar):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(links_editor)
+    response = client.post(url("generate"), {"webinar": webinar.pk, "names": "Anna"})
+    assert response.status_code == 403
+    assert not PersonalLink.objects.exists()
+
+
+def test_generate_needs_add_permission(links_viewer, webinar):
+    client = login(links_viewer)
+    assert_denied(client.get(url("generate")))
+    assert_denied(generate(client, webinar, "Anna"))
+    assert not PersonalLink.objects.exists()
+    # The stock "add" URL leads to the generate view, with the same check.
+    assert_denied(client.get(url("add")))
+
+
+def test_add_url_redirects_to_generate(links_editor):
+    response = login(links_editor).get(url("add"))
+    assert response.status_code == 302 and response["Location"] == url("generate")
+
+
+def test_result_without_url_permission_shows_no_urls(webinar):
+    adder = make_user("adder", perms=[LINK_PERMS["view"], LINK_PERMS["add"]])
+    client = login(adder)
+    response = generate(client, webinar, "Anna\nJan")
+    html = client.get(response["Location"]).content.decode()
+    assert "2 new links were created" in html
+    assert "?access=" not in html
+    assert "not allowed to see personal link URLs" in html
+    assert_denied(client.get(response["Location"] + "csv/"))
+
+
+def test_result_of_another_session_or_unknown_key(links_editor, webinar):
+    response = generate(login(links_editor), webinar, "Anna")
+    other = login(links_editor)  # a new session of the same user
+    assert other.get(response["Location"]).status_code == 302
+    assert other.get(response["Location"] + "csv/").status_code == 302
+    assert other.get(url("generate_result", key="nope")).status_code == 302
+
+
+# --- row actions ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["revoke", "reset", "reissue"])
+def test_row_actions_confirm_then_post(links_editor, links, action):
+    link = links[0]
+    LinkDevice.objects.create(link=link, secret_hash="x" * 64)
+    old_url = link.get_url()
+    client = login(links_editor)
+    response = client.get(url(action, link.pk))
+    assert response.status_code == 200
+    assert "Anna Nowak" in response.content.decode()
+    link.refresh_from_db()
+    assert link.revoked_at is None and link.devices.count() == 1  # GET changes nothing
+
+    response = client.post(url(action, link.pk))
+    assert response.status_code == 302 and response["Location"] == url("list")
+    link.refresh_from_db()
+    if action == "revoke":
+        assert link.status() == LinkStatus.REVOKED
+    elif action == "reset":
+        assert not link.devices.exists()
+    else:
+        assert link.get_url() != old_url and not link.devices.exists()
+    assert ModelLogEntry.objects.filter(object_id=str(link.pk)).exists()
+    entry = ModelLogEntry.objects.filter(object_id=str(link.pk)).latest("pk")
+    assert entry.user == links_editor
+
+
+@pytest.mark.parametrize("action", ["revoke", "reset", "reissue"])
+def test_row_actions_need_change_permission(links_viewer, links, action):
+    client = login(links_viewer)
+    assert_denied(client.get(url(action, links[0].pk)))
+    assert_denied(client.post(url(action, links[0].pk)))
+    links[0].refresh_from_db()
+    assert links[0].revoked_at is None
+
+
+def test_row_actions_need_csrf_and_handle_unknown_ids(links_editor, links):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(links_editor)
+    assert client.post(url("revoke", links[0].pk)).status_code == 403
+    assert login(links_editor).get(url("revoke", 999999)).status_code == 404
+
+
+def test_bulk_revoke(links_editor, links, links_viewer):
+    bulk = reverse(
+        "wagtail_bulk_action",
+        args=("wagtail_paidwebinar", "personallink", "revoke_links"),
+    )
+    query = f"?id={links[0].pk}&id={links[1].pk}&next={url('list')}"
+    client = login(links_editor)
+    response = client.get(bulk + query)
+    assert response.status_code == 200
+    assert "Revoke 2 personal links?" in response.content.decode()
+    response = client.post(bulk + query)
+    assert response.status_code == 302
+    statuses = [PersonalLink.objects.get(pk=x.pk).status() for x in links]
+    assert statuses == [LinkStatus.REVOKED, LinkStatus.REVOKED, LinkStatus.UNUSED]
+    assert (
+        ModelLogEntry.objects.filter(
+            action="wagtail_paidwebinar.link.revoke", user=links_editor
+        ).count()
+        == 2
+    )
+
+    # Someone without change permission revokes nothing.
+    login(links_viewer).post(bulk + f"?id={links[2].pk}")
+    assert PersonalLink.objects.get(pk=links[2].pk).status() == LinkStatus.UNUSED
+    # Garbage ids are a 404, not a 500.
+    assert client.get(bulk + "?id=abc").status_code == 404
+
+
+# --- export ---------------------------------------------------------------------------
+
+
+def test_export_as_editor(links_editor, links, webinar):
+    generate_links(webinar, '=HYPERLINK("http://evil") <evil@example.com>')
+    response = login(links_editor).get(url("export"), {"webinar": webinar.pk})
+    assert response["Content-Type"].startswith("text/csv")
+    assert "private" in response["Cache-Control"]
+    assert "no-store" in response["Cache-Control"]
+    assert f"personal-links-{webinar.slug}.csv" in response["Content-Disposition"]
+    rows = read_csv(response)
+    assert rows[0] == ["Name", "E-mail", "Link", "Expires at", "Status"]
+    by_name = {r[0]: r for r in rows[1:]}
+    assert by_name["Zażółć Gęślą Jaźń"][2] == links[2].get_url()
+    assert '\'=HYPERLINK("http://evil")' in by_name
+    assert by_name["Anna Nowak"][4] == "Unused"
+
+
+def test_export_as_viewer_has_no_link_column(links_viewer, links):
+    rows = read_csv(login(links_viewer).get(url("export")))
+    assert rows[0] == ["Name", "E-mail", "Expires at", "Status"]
+    assert all("access=" not in cell for row in rows for cell in row)
+
+
+def test_export_needs_a_permission(links):
+    assert_denied(login(make_user("nobody")).get(url("export")))
+
+
+def test_export_respects_status_filter(links_editor, links):
+    links[0].revoked_at = "2026-01-01T10:00Z"
+    links[0].save()
+    rows = read_csv(login(links_editor).get(url("export"), {"status": "revoked"}))
+    assert [r[0] for r in rows[1:]] == ["Anna Nowak"]
+
+
+# --- edit -----------------------------------------------------------------------------
+
+
+def test_edit_one_link(links_editor, links):
+    client = login(links_editor)
+    link = links[1]
+    edit = url("edit", link.pk)
+    assert client.get(edit).status_code == 200
+    response = client.post(edit, {"name": "Jan K.", "email": "ANNA@EXAMPLE.COM"})
+    assert response.status_code == 200
+    assert "already has a link" in response.content.decode()
+    response = client.post(edit, {"name": "Jan \u202eK", "email": ""})
+    assert "U+202E" in response.content.decode()
+    response = client.post(
+        edit, {"name": "  Jan  Kowalski ", "email": "Jan@Example.com"}
+    )
+    assert response.status_code == 302
+    link.refresh_from_db()
+    assert (link.name, link.email, link.email_normalized) == (
+        "Jan Kowalski",
+        "Jan@Example.com",
+        "jan@example.com",
+    )
+
+
+def test_edit_needs_change_permission(links_viewer, links):
+    client = login(links_viewer)
+    assert_denied(client.post(url("edit", links[1].pk), {"name": "X", "email": ""}))
+    links[1].refresh_from_db()
+    assert links[1].name == "Jan Kowalski"
