@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.utils import make_user
@@ -75,3 +77,64 @@ def subscriber_list(db):
         )
         subscriber.lists.add(lst)
     return lst
+
+
+INVITATIONS_QUEUE = "paidwebinar-invitations-inline"
+
+
+@pytest.fixture
+def invitations_queue(settings):
+    """The embedded default (fakeredis, ASYNC False: jobs run inline when the
+    transaction commits) under its own name, even when REDIS_URL is set."""
+    import fakeredis
+    import redis
+    from django_rq import settings as rq_settings
+
+    rq_settings.QUEUES[INVITATIONS_QUEUE] = {
+        "HOST": "fake",
+        "PORT": 0,
+        "DB": 0,
+        "ASYNC": False,
+        "REDIS_CLIENT_KWARGS": {
+            "connection_pool": redis.ConnectionPool(
+                connection_class=fakeredis.FakeRedisConnection,
+                server=fakeredis.FakeServer(),
+            )
+        },
+    }
+    settings.WAGTAIL_PAIDWEBINAR_QUEUE = INVITATIONS_QUEUE
+    yield INVITATIONS_QUEUE
+    rq_settings.QUEUES.pop(INVITATIONS_QUEUE, None)
+
+
+def draftail(text: str) -> str:
+    """A one-paragraph Draftail value, as the rich text widget posts it."""
+    return json.dumps(
+        {
+            "blocks": [
+                {
+                    "key": "a1b2c",
+                    "type": "unstyled",
+                    "text": text,
+                    "depth": 0,
+                    "inlineStyleRanges": [],
+                    "entityRanges": [],
+                }
+            ],
+            "entityMap": {},
+        }
+    )
+
+
+@pytest.fixture
+def draft_mailing(webinar, invitees, mailing_editor):
+    """A draft invitation to the link holders of ``webinar``."""
+    from wagtail_paidwebinar.mailing import create_mailing
+
+    return create_mailing(
+        webinar,
+        subject="Your access to {{ webinar }}",
+        body_html="<p>Hello {{ name }}, your link: {{ link }}</p>",
+        audience="link_holders",
+        user=mailing_editor,
+    )

@@ -39,8 +39,9 @@ PERM_CHANGE = f"{APP}.change_mailing"
 PERM_SEND = f"{APP}.send_mailing"
 PERM_EXPORT = f"{APP}.export_mailing"
 PERM_LINK_URLS = f"{APP}.view_personal_link_url"
-# Errors a test send may meet at the SMTP boundary (shown, never a 500).
-SEND_ERRORS = (smtplib.SMTPException, OSError, ValueError)
+# Errors a test send may meet at the SMTP boundary (shown, never a 500); send_test
+# wraps them in MailingError, the rest is belt and braces.
+SEND_ERRORS = (api.MailingError, smtplib.SMTPException, OSError, ValueError)
 LOG_PAGE_SIZE = 50
 MESSAGES_PAGE_SIZE = 20
 FINISHED = {MailingStatus.DONE, MailingStatus.CANCELLED}
@@ -469,7 +470,7 @@ class MailingSendView(MailingView):
         return self.render({"summary": audience.summarize(self.mailing)})
 
     def post(self, request, instance_pk):
-        queued = api.start_mailing(self.mailing)
+        queued = api.start_mailing(self.mailing, user=request.user)
         if queued:
             messages.success(
                 request,

@@ -1,0 +1,184 @@
+"""Every invitations admin view refuses users without the permission it needs, and
+names are escaped on every admin page."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from tests.fixtures_invitations import (
+    LINK_URLS,
+    MAILING_COMPOSE,
+    MAILING_EXPORT,
+    MAILING_SEND,
+    SUBSCRIBER_PERMS,
+)
+from tests.utils import make_user
+from wagtail_paidwebinar.models import Mailing, MailingStatus, Subscriber
+
+HOME = "/admin/"
+VIEW_MAILING = "wagtail_paidwebinar.view_mailing"
+
+# (action, method, which users may) - users: "none", "composer", "sender",
+# "exporter" (export_mailing without view_personal_link_url), "full".
+MATRIX = [
+    ("index", "get", {"composer", "sender", "exporter", "full"}),
+    ("create", "get", {"composer", "full"}),
+    ("detail", "get", {"composer", "sender", "exporter", "full"}),
+    ("progress", "get", {"composer", "sender", "exporter", "full"}),
+    ("preview", "get", {"composer", "sender", "full"}),
+    ("edit", "get", {"composer", "full"}),
+    ("test_send", "post", {"composer", "full"}),
+    ("send", "get", {"sender", "full"}),
+    ("send", "post", {"sender", "full"}),
+    ("pause", "post", {"sender", "full"}),
+    ("resume", "post", {"sender", "full"}),
+    ("cancel", "post", {"sender", "full"}),
+    ("retry", "post", {"sender", "full"}),
+    ("export", "get", {"full"}),
+    ("messages", "get", {"full"}),
+]
+USERS = {
+    "none": [],
+    "composer": MAILING_COMPOSE,
+    "sender": [VIEW_MAILING, MAILING_SEND],
+    "exporter": [VIEW_MAILING, MAILING_EXPORT],
+    "full": [*MAILING_COMPOSE, MAILING_SEND, MAILING_EXPORT, LINK_URLS],
+}
+
+
+def action_url(action: str, mailing: Mailing) -> str:
+    name = f"wagtail_paidwebinar_mailing_modeladmin_{action}"
+    if action in ("index", "create"):
+        return reverse(name)
+    return reverse(name, args=[mailing.pk])
+
+
+@pytest.mark.parametrize("role", sorted(USERS))
+def test_permission_matrix(client, role, draft_mailing):
+    client.force_login(make_user(f"user_{role}", perms=USERS[role]))
+    for action, method, allowed in MATRIX:
+        mailing_before = Mailing.objects.get(pk=draft_mailing.pk)
+        response = getattr(client, method)(action_url(action, draft_mailing))
+        if role in allowed:
+            assert response.status_code in (200, 302), (role, action)
+            if response.status_code == 302:
+                assert response.url != HOME, (role, action)
+        else:
+            assert response.status_code == 302, (role, action)
+            assert response.url == HOME, (role, action)
+            # Refused requests change nothing.
+            after = Mailing.objects.get(pk=draft_mailing.pk)
+            assert after.status == mailing_before.status, (role, action)
+    if role not in ("sender", "full"):
+        assert Mailing.objects.get(pk=draft_mailing.pk).status == MailingStatus.DRAFT
+    if role not in ("composer", "full"):
+        assert not [m for m in mail.outbox if "[Test]" in m.subject]
+
+
+def test_anonymous_users_go_to_the_login_page(client, draft_mailing):
+    response = client.get(action_url("detail", draft_mailing))
+    assert response.status_code == 302
+    assert "/admin/login/" in response.url
+
+
+def test_progress_poll_without_permission_is_403(client, draft_mailing):
+    client.force_login(make_user("nobody"))
+    response = client.get(
+        action_url("progress", draft_mailing),
+        headers={"x-requested-with": "XMLHttpRequest"},
+    )
+    assert response.status_code == 403
+
+
+def test_preview_masks_links_for_users_who_may_not_see_them(
+    client, draft_mailing, invitees
+):
+    client.force_login(make_user("composer", perms=MAILING_COMPOSE))
+    anna = next(link for link in invitees if link.email == "anna@example.com")
+    body = client.get(
+        action_url("preview", draft_mailing), {"recipient": f"l{anna.pk}"}
+    ).content.decode()
+    assert anna.get_url() not in body
+    assert anna.token not in body
+
+
+def test_subscriber_admin_needs_subscriber_permissions(client, subscriber_list):
+    client.force_login(make_user("composer", perms=MAILING_COMPOSE))
+    response = client.get(reverse("wagtail_paidwebinar_subscriber_modeladmin_index"))
+    assert response.status_code == 302 and response.url == HOME
+    client.force_login(make_user("subs", perms=SUBSCRIBER_PERMS))
+    assert (
+        client.get(
+            reverse("wagtail_paidwebinar_subscriber_modeladmin_index")
+        ).status_code
+        == 200
+    )
+    response = client.get(reverse("wagtail_paidwebinar_mailing_modeladmin_index"))
+    assert response.status_code == 302 and response.url == HOME
+
+
+def test_names_are_escaped_in_admin_listings(mailing_editor_client, subscriber_list):
+    evil = Subscriber.objects.create(
+        name='<script>alert("x")</script>', email="evil@example.com"
+    )
+    evil.lists.add(subscriber_list)
+    subscriber_list.name = "<img src=x onerror=alert(1)>"
+    subscriber_list.save()
+    for name in ("subscriber", "subscriberlist"):
+        body = mailing_editor_client.get(
+            reverse(f"wagtail_paidwebinar_{name}_modeladmin_index")
+        ).content.decode()
+        assert '<script>alert("x")</script>' not in body
+        assert "<img src=x onerror=alert(1)>" not in body
+    body = mailing_editor_client.get(
+        reverse("wagtail_paidwebinar_subscriber_modeladmin_index")
+    ).content.decode()
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
+
+
+def test_names_are_escaped_in_mailing_pages(mailing_editor_client, webinar, invitees):
+    from wagtail_paidwebinar.mailing import create_mailing
+
+    mailing = create_mailing(
+        webinar,
+        subject="<b>Bold</b> {{ name }}",
+        body_html="<p>Hi</p>",
+        audience="link_holders",
+    )
+    for action in ("detail", "preview", "messages", "send"):
+        body = mailing_editor_client.get(action_url(action, mailing)).content.decode()
+        assert "<script>alert(1)</script>" not in body, action
+        assert "<b>Bold</b>" not in body, action
+    index = mailing_editor_client.get(action_url("index", mailing)).content.decode()
+    assert "<b>Bold</b>" not in index
+
+
+def test_test_send_failure_is_a_message_not_a_500(
+    mailing_editor_client, draft_mailing, settings
+):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port  # nothing listens there
+    settings.EMAIL_TIMEOUT = 2
+    response = mailing_editor_client.post(
+        action_url("test_send", draft_mailing), follow=True
+    )
+    assert response.status_code == 200
+    assert "The test message could not be sent" in response.content.decode()
+
+
+def test_test_send_without_own_address(client, draft_mailing):
+    user = make_user("noaddress", perms=MAILING_COMPOSE)
+    user.email = ""
+    user.save()
+    client.force_login(user)
+    response = client.post(action_url("test_send", draft_mailing), follow=True)
+    assert "Your account has no e-mail address" in response.content.decode()
+    assert mail.outbox == []
