@@ -145,6 +145,28 @@ def make_link_holders(webinar, count: int, *, domain="example.org", names=None):
     return list(PersonalLink.objects.filter(webinar=webinar).order_by("pk"))
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc), children first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    stack = list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(children.get(child, []))
+    return found[::-1]
+
+
 class Worker:
     """``manage.py rqworker`` as a subprocess (own session, so a SIGKILL of the
     group also kills the work horse it forked) on the test database."""
@@ -197,19 +219,24 @@ class Worker:
         )
 
     def kill(self) -> None:
-        """SIGKILL the worker and its work horse (a crash)."""
+        """SIGKILL the worker and its work horse (a crash). RQ's horse calls
+        setsid(), so it is found through /proc rather than the process group."""
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            for pid in [*descendants(self.proc.pid), self.proc.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.proc.wait(10)
             self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                # Two SIGTERMs: RQ's cold shutdown (stops the horse too).
+                os.kill(self.proc.pid, signal.SIGTERM)
+                time.sleep(0.2)
+                os.kill(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(15)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 self.kill()
