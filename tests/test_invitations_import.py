@@ -233,3 +233,44 @@ def test_import_needs_add_permission(client, db):
     )
     assert Subscriber.objects.count() == 0
     assert client.get(reverse(EXPORT_URL)).status_code == 200
+
+
+# --- add / edit one subscriber ----------------------------------------------------
+
+CREATE_URL = "wagtail_paidwebinar_subscriber_modeladmin_create"
+
+
+def test_add_subscriber_rejects_a_duplicate_email_case_insensitively(
+    mailing_editor_client, subscriber_list
+):
+    response = mailing_editor_client.post(
+        reverse(CREATE_URL),
+        {
+            "name": "Ewa Again",
+            "email": "EWA@Example.com",
+            "subscribed": "on",
+            "source": "",
+        },
+    )
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert Subscriber.objects.filter(email_normalized="ewa@example.com").count() == 1
+
+
+def test_add_subscriber_rejects_bidi_controls_and_saves_good_ones(
+    mailing_editor_client,
+):
+    response = mailing_editor_client.post(
+        reverse(CREATE_URL),
+        {"name": "Evil\u202eName", "email": "evil@example.com", "subscribed": "on"},
+    )
+    assert response.status_code == 200
+    assert not Subscriber.objects.exists()
+    response = mailing_editor_client.post(
+        reverse(CREATE_URL),
+        {"name": "  Łucja   Żak ", "email": "Lucja@Example.pl", "subscribed": "on"},
+    )
+    assert response.status_code == 302
+    lucja = Subscriber.objects.get()
+    assert lucja.name == "Łucja Żak"
+    assert lucja.email_normalized == "lucja@example.pl"

@@ -20,7 +20,7 @@ from wagtail_modeladmin.options import ModelAdmin, ModelAdminGroup
 from wagtail_modeladmin.views import CreateView, DeleteView, EditView, IndexView
 
 from . import mailing as api
-from .forms.invitations import MailingForm
+from .forms.invitations import MailingForm, SubscriberForm
 from .models import Mailing, MailingStatus, Signature, Subscriber, SubscriberList
 from .views import invitations as views
 
@@ -77,6 +77,7 @@ class SubscriberAdmin(ModelAdmin):
     list_per_page = 50
     index_template_name = TEMPLATES + "subscriber_index.html"
     index_view_class = SubscriberIndexView
+    edit_handler = ObjectList(Subscriber.panels, base_form_class=SubscriberForm)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("lists")

@@ -8,8 +8,9 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from ..csvutils import read_upload
-from ..models import SubscriberList, WebinarPage
-from ..parsing import BIDI_CONTROLS
+from ..models import Subscriber, SubscriberList, WebinarPage
+from ..models.mailing import normalize_email
+from ..parsing import BIDI_CONTROLS, LineIssue, validate_entry
 
 # Largest CSV accepted by the import (bytes); 100,000 lines of "name,email" fit.
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -38,7 +39,7 @@ class SubscriberImportForm(forms.Form):
         label=_("…or paste the rows"),
         required=False,
         widget=forms.Textarea(
-            attrs={"rows": 8, "placeholder": "Anna Nowak,anna@example.com"}
+            attrs={"rows": 5, "placeholder": "Anna Nowak,anna@example.com"}
         ),
     )
     target_list = forms.ModelChoiceField(
@@ -87,6 +88,36 @@ class SubscriberImportForm(forms.Form):
         else:
             raise ValidationError(
                 _("Choose a CSV file or paste the rows."), code="empty"
+            )
+        return cleaned
+
+
+class SubscriberForm(WagtailAdminModelForm):
+    """Add/edit one subscriber: the same checks as the import, and the e-mail unique
+    case-insensitively (the database would otherwise refuse it with an error page)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        name = cleaned.get("name") or ""
+        email = cleaned.get("email") or ""
+        if not email:
+            return cleaned
+        outcome = validate_entry(1, "", name or email, email)
+        if isinstance(outcome, LineIssue):
+            raise ValidationError(
+                outcome.message[:1].upper() + outcome.message[1:] + "."
+            )
+        if name:
+            cleaned["name"] = outcome.name
+        cleaned["email"] = outcome.email
+        clash = Subscriber.objects.filter(
+            email_normalized=normalize_email(outcome.email)
+        )
+        if self.instance.pk:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            self.add_error(
+                "email", _("A subscriber with this e-mail address already exists.")
             )
         return cleaned
 

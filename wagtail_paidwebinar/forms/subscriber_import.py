@@ -130,7 +130,8 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
     if text.startswith("\ufeff"):
         text = text[1:]
     limit = int(conf.get_setting("MAX_LINES"))
-    reader = csv.reader(text.splitlines(), delimiter=_detect_delimiter(text))
+    lines = text.splitlines()
+    reader = csv.reader(lines, delimiter=_detect_delimiter(text))
     columns = {"name": 0, "email": 1, "lists": 2}
     first = True
     seen: dict[str, int] = {}
@@ -150,7 +151,8 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
             )
             continue
         line_no = reader.line_num
-        raw = ",".join(cells)
+        # The line as written (a quoted cell may span lines: then the last one).
+        raw = lines[line_no - 1] if 0 < line_no <= len(lines) else ",".join(cells)
         if not any(c.strip() for c in cells):
             continue
         if first:

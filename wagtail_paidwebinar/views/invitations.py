@@ -20,6 +20,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views import View
 from wagtail.admin import messages
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
@@ -154,19 +155,25 @@ class SubscriberImportView(InvitationsView):
         if result.saved:
             messages.success(
                 request,
-                _(
-                    "Imported %(created)s new subscribers; %(existing)s were "
-                    "already known."
+                ngettext(
+                    "Imported %(created)s new subscriber; %(existing)s already known.",
+                    "Imported %(created)s new subscribers; %(existing)s already known.",
+                    result.created,
                 )
                 % {"created": result.created, "existing": len(result.existing)},
             )
         elif result.error:
             messages.error(request, result.error)
         elif parsed.errors:
+            count = len(parsed.errors)
             messages.error(
                 request,
-                _("Nothing was imported: %(count)s lines have errors (listed below).")
-                % {"count": len(parsed.errors)},
+                ngettext(
+                    "Nothing was imported: %(count)s line has errors (see below).",
+                    "Nothing was imported: %(count)s lines have errors (see below).",
+                    count,
+                )
+                % {"count": count},
             )
         else:
             messages.warning(request, _("The file has no subscribers to import."))
