@@ -77,14 +77,15 @@ def create_mailing(
     )
 
 
-def start_mailing(mailing: Mailing, *, user=None) -> int:
+def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
     """Resolve the audience into ledger rows and queue sending jobs.
 
     Idempotent: returns the number of recipients newly queued; a second call (double
     click, two editors) returns 0 and queues nothing, because only the call whose
     conditional UPDATE moves the mailing out of 'draft' does the work. Subscribers
     without a personal link get one. The jobs enter the queue when the transaction
-    commits (COMMIT_MODE=on_db_commit).
+    commits (COMMIT_MODE=on_db_commit); with ``enqueue=False`` the caller sends
+    (``paidwebinar_send --sync``).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -110,7 +111,8 @@ def start_mailing(mailing: Mailing, *, user=None) -> int:
             audience.resolve(mailing, user=_real_user(user) or mailing.created_by)
         )
         ids = ledger.pending_ids(mailing.pk)
-        jobs.enqueue_ids(mailing.pk, ids)
+        if enqueue:
+            jobs.enqueue_ids(mailing.pk, ids)
         if not ids:
             ledger.finish_if_complete(mailing.pk)
     mailing.refresh_from_db()
@@ -118,7 +120,7 @@ def start_mailing(mailing: Mailing, *, user=None) -> int:
     return len(ids)
 
 
-def resume_mailing(mailing: Mailing) -> int:
+def resume_mailing(mailing: Mailing, *, enqueue: bool = True) -> int:
     """Queue again the pending rows of a paused or interrupted mailing, plus rows left
     'sending' longer than STALE_SENDING_SECONDS (a killed worker). Returns the number
     of rows queued. Jobs are queued directly, not through the scheduler, so a crashed
@@ -138,7 +140,8 @@ def resume_mailing(mailing: Mailing) -> int:
             return 0
         ledger.release_stale(mailing.pk)
         ids = ledger.pending_ids(mailing.pk)
-        jobs.enqueue_ids(mailing.pk, ids)
+        if enqueue:
+            jobs.enqueue_ids(mailing.pk, ids)
         if not ids:
             ledger.finish_if_complete(mailing.pk)
     mailing.refresh_from_db()

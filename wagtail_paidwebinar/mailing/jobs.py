@@ -111,10 +111,17 @@ def _send_delay(mailing: Mailing) -> float:
 
 
 def send_batch(
-    mailing_id: int, recipient_ids: Sequence[int], attempt: int = 0
-) -> dict[str, int]:
-    """Send to the pending rows among ``recipient_ids`` (an RQ job)."""
-    counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+    mailing_id: int,
+    recipient_ids: Sequence[int],
+    attempt: int = 0,
+    schedule_retries: bool = True,
+) -> dict:
+    """Send to the pending rows among ``recipient_ids`` (an RQ job).
+
+    Rows that hit a transient error go back to pending and, with
+    ``schedule_retries``, into a job scheduled after the next RETRY_DELAYS entry;
+    without it (``paidwebinar_send --sync``) the caller retries them."""
+    counts: dict = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
     Mailing.objects.filter(pk=mailing_id, status=MailingStatus.QUEUED).update(
         status=MailingStatus.SENDING
     )
@@ -149,8 +156,10 @@ def send_batch(
     except Exception as exc:
         failure = classify(exc)
         logger.warning("Mailing %s: cannot connect: %s", mailing_id, failure.message)
-        _retry_later(mailing_id, [row[0] for row in rows], attempt, failure.message)
+        if schedule_retries:
+            _retry_later(mailing_id, [row[0] for row in rows], attempt, failure.message)
         counts["retry"] = len(rows)
+        counts["error"] = failure.message
         return counts
 
     retry: list[int] = []
@@ -190,7 +199,9 @@ def send_batch(
 
     if retry:
         counts["retry"] = len(retry)
-        _retry_later(mailing_id, retry, attempt, last_error)
+        counts["error"] = last_error
+        if schedule_retries:
+            _retry_later(mailing_id, retry, attempt, last_error)
     ledger.finish_if_complete(mailing_id)
     return counts
 

@@ -1,0 +1,219 @@
+"""Mailings to a subscriber list: links issued on start, List-Unsubscribe (RFC 8058),
+unsubscribed addresses skipped at send time; the command; test sends; previews."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tests.fixtures_mailing import make_link_holders
+from wagtail_paidwebinar.mailing import (
+    MailingError,
+    create_mailing,
+    render_preview,
+    send_test,
+    start_mailing,
+    subscriber_for_unsubscribe_token,
+    unsubscribe,
+    unsubscribe_token,
+    unsubscribe_url,
+)
+from wagtail_paidwebinar.models import (
+    MailingRecipient,
+    MailingStatus,
+    PersonalLink,
+    RecipientStatus,
+    Subscriber,
+    SubscriberList,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def subscribers(db):
+    members = SubscriberList.objects.create(name="Newsletter")
+    people = []
+    for i, name in enumerate(["Ala", "Basia", "Celina", "Dorota"]):
+        sub = Subscriber.objects.create(name=name, email=f"Sub{i}@Example.org")
+        sub.lists.add(members)
+        people.append(sub)
+    return members, people
+
+
+def run_start(mailing, capture):
+    with capture(execute=True):
+        return start_mailing(mailing)
+
+
+def test_list_mailing_issues_links_and_carries_list_unsubscribe(
+    webinar,
+    subscribers,
+    smtp_settings,
+    inline_queue,
+    smtp_server,
+    django_capture_on_commit_callbacks,
+):
+    members, people = subscribers
+    # One member already holds a link (issued earlier, e-mail in another case).
+    existing = make_link_holders(webinar, 1)[0]
+    PersonalLink.objects.filter(pk=existing.pk).update(
+        email="sub0@example.org", email_normalized="sub0@example.org"
+    )
+    mailing = create_mailing(
+        webinar, subject="Hello {{ name }}", body_html="<p>Hi</p>", audience=members
+    )
+    assert run_start(mailing, django_capture_on_commit_callbacks) == 4
+    # Three new links, one reused; each row points at the member's link.
+    assert PersonalLink.objects.filter(webinar=webinar).count() == 4
+    rows = MailingRecipient.objects.filter(mailing=mailing).select_related("link")
+    for row in rows:
+        assert row.status == RecipientStatus.SENT
+        assert row.link.email_normalized == row.email_normalized
+    assert rows.get(email_normalized="sub0@example.org").link_id == existing.pk
+
+    messages = {m["To"].addresses[0].addr_spec.lower(): m for m in smtp_server.messages}
+    assert len(messages) == 4
+    for sub in people:
+        message = messages[sub.email_normalized]
+        header = message["List-Unsubscribe"].strip()  # may be folded
+        assert header == f"<{unsubscribe_url(sub)}>"
+        assert header.startswith("<https://webinars.example.com/")
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        text = message.get_body(("plain",)).get_content()
+        assert unsubscribe_url(sub) in text
+        link = PersonalLink.objects.get(
+            webinar=webinar, email_normalized=sub.email_normalized
+        )
+        assert link.get_url() in text
+
+
+def test_link_holder_mailing_has_no_list_unsubscribe(
+    webinar,
+    smtp_settings,
+    inline_queue,
+    smtp_server,
+    django_capture_on_commit_callbacks,
+):
+    make_link_holders(webinar, 1)
+    mailing = create_mailing(webinar, subject="Hi", body_html="")
+    run_start(mailing, django_capture_on_commit_callbacks)
+    assert "List-Unsubscribe" not in smtp_server.messages[0]
+
+
+def test_unsubscribed_members_are_not_sent_to(
+    webinar,
+    subscribers,
+    smtp_settings,
+    inline_queue,
+    smtp_server,
+    django_capture_on_commit_callbacks,
+):
+    members, people = subscribers
+    unsubscribe(people[1])
+    mailing = create_mailing(webinar, subject="Hi", body_html="", audience=members)
+    assert run_start(mailing, django_capture_on_commit_callbacks) == 3
+    assert people[1].email_normalized not in smtp_server.by_recipient()
+
+
+def test_unsubscribed_between_start_and_send_is_skipped(
+    webinar, subscribers, smtp_settings, smtp_server
+):
+    members, people = subscribers
+    mailing = create_mailing(webinar, subject="Hi", body_html="", audience=members)
+    assert start_mailing(mailing, enqueue=False) == 4
+    unsubscribe(people[2])
+    call_command("paidwebinar_send", str(mailing.pk), "--sync", stdout=None)
+    row = MailingRecipient.objects.get(
+        mailing=mailing, email_normalized=people[2].email_normalized
+    )
+    assert row.status == RecipientStatus.FAILED
+    assert "nsubscribed" in row.last_error
+    assert len(smtp_server.messages) == 3
+
+
+def test_unsubscribe_tokens(subscribers):
+    _members, people = subscribers
+    token = unsubscribe_token(people[0])
+    assert subscriber_for_unsubscribe_token(token) == people[0]
+    assert "example" not in token.lower()
+    assert subscriber_for_unsubscribe_token(token + "x") is None
+    other = unsubscribe_token(people[1])
+    forged = f"{people[1].pk}.{token.partition('.')[2]}"
+    assert subscriber_for_unsubscribe_token(forged) is None
+    assert subscriber_for_unsubscribe_token(other) == people[1]
+    for bad in ["", "1", ".", "x.y", "99999.abc", None, 5, "1" * 500, "١.abc"]:
+        assert subscriber_for_unsubscribe_token(bad) is None
+    assert unsubscribe(people[0]) is True
+    assert unsubscribe(people[0]) is False
+    people[0].refresh_from_db()
+    assert not people[0].subscribed and people[0].unsubscribed_at
+
+
+def test_command_sync_sends_in_process(webinar, smtp_settings, smtp_server, capsys):
+    links = make_link_holders(webinar, 5)
+    mailing = create_mailing(webinar, subject="Hi", body_html="")
+    call_command("paidwebinar_send", str(mailing.pk), "--sync")
+    out = capsys.readouterr().out
+    assert "Started mailing" in out and "sent 5" in out
+    mailing.refresh_from_db()
+    assert mailing.status == MailingStatus.DONE
+    assert smtp_server.by_recipient() == {link.email: 1 for link in links}
+    # Again: nothing to send, nothing sent twice.
+    call_command("paidwebinar_send", str(mailing.pk), "--sync")
+    assert "nothing to send" in capsys.readouterr().out
+    assert len(smtp_server.messages) == 5
+
+
+def test_command_sync_gives_up_when_smtp_stays_down(
+    webinar, smtp_settings, smtp_server, settings
+):
+    settings.WAGTAIL_PAIDWEBINAR_RETRY_DELAYS = [0.1, 0.1]
+    make_link_holders(webinar, 2)
+    smtp_server.stop()
+    mailing = create_mailing(webinar, subject="Hi", body_html="")
+    call_command("paidwebinar_send", str(mailing.pk), "--sync")
+    progress = mailing.progress()
+    assert progress["failed"] == 2 and progress["pending"] == 0
+    mailing.refresh_from_db()
+    assert mailing.status == MailingStatus.DONE
+    assert "Gave up" in MailingRecipient.objects.first().last_error
+
+
+def test_command_unknown_mailing():
+    with pytest.raises(CommandError):
+        call_command("paidwebinar_send", "999999")
+
+
+def test_command_queues_without_sync(
+    webinar, inline_queue, capsys, settings, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    make_link_holders(webinar, 2)
+    mailing = create_mailing(webinar, subject="Hi", body_html="")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        call_command("paidwebinar_send", str(mailing.pk))
+        # Jobs enter the queue on commit (COMMIT_MODE=on_db_commit).
+        assert len(mail.outbox) == 0
+    assert len(callbacks) == 1
+    assert "Queued on" in capsys.readouterr().out
+    assert len(mail.outbox) == 2
+
+
+def test_send_test_and_preview(webinar, smtp_settings, smtp_server, superuser):
+    links = make_link_holders(webinar, 2, names=["Anna", "Bob"])
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    message_id = send_test(mailing, "editor@example.com", user=superuser, link=links[1])
+    message = smtp_server.messages[0]
+    assert message["Message-ID"] == message_id
+    assert message["Subject"] == "[Test] Hi Bob"
+    assert message["To"] == "editor@example.com"
+    assert MailingRecipient.objects.count() == 0
+    preview = render_preview(mailing, links[0])
+    assert preview.subject == "Hi Anna"
+    assert links[0].get_url() in preview.html
+    smtp_server.stop()
+    with pytest.raises(MailingError):
+        send_test(mailing, "editor@example.com")
