@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from email.utils import parseaddr
 
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 from tests.fixtures_invitations import draftail
@@ -84,6 +86,16 @@ def test_full_flow(
     assert response.status_code == 302
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["mailing_editor@example.com"]
+    # A sample link the gate refuses, never a participant's working one.
+    assert "?access=0." in mail.outbox[0].body
+    for link in invitees:
+        assert link.get_url() not in mail.outbox[0].body
+    sample = re.search(
+        r"https://webinars\.example\.com(\S+\?access=0\.[\w-]+)", mail.outbox[0].body
+    )
+    refused = Client().get(sample.group(1))
+    assert refused.status_code < 500
+    assert "Join as" not in refused.content.decode()
     mail.outbox.clear()
 
     # Confirm page, then send (twice: a double click sends once).
