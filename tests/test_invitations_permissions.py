@@ -182,3 +182,15 @@ def test_test_send_without_own_address(client, draft_mailing):
     response = client.post(action_url("test_send", draft_mailing), follow=True)
     assert "Your account has no e-mail address" in response.content.decode()
     assert mail.outbox == []
+
+
+def test_listings_show_counts(mailing_editor_client, draft_mailing, subscriber_list):
+    body = mailing_editor_client.get(
+        reverse("wagtail_paidwebinar_subscriberlist_modeladmin_index")
+    ).content.decode()
+    assert "Newsletter" in body
+    Mailing.objects.filter(pk=draft_mailing.pk).update(status=MailingStatus.DONE)
+    body = mailing_editor_client.get(
+        reverse("wagtail_paidwebinar_mailing_modeladmin_index")
+    ).content.decode()
+    assert "0 sent, 0 failed of 0" in body
