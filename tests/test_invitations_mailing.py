@@ -297,3 +297,47 @@ def test_copy_messages_page(mailing_editor_client, draft_mailing, invitees):
             assert link.get_url() in body
     assert "<script>alert(1)</script>" not in body
     assert "mailto:anna@example.com?subject=" in body
+
+
+def test_audience_counts_each_address_once(
+    mailing_editor_client,
+    webinar,
+    invitees,
+    subscriber_list,
+    mailing_editor,
+    invitations_queue,
+    django_capture_on_commit_callbacks,
+):
+    """A subscriber who also holds a link (e-mail in another case) gets one e-mail."""
+    from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.models import Subscriber
+
+    also = Subscriber.objects.create(name="Anna N.", email="ANNA@example.com")
+    also.lists.add(subscriber_list)
+    mailing = create_mailing(
+        webinar,
+        subject="Both",
+        body_html="<p>Hi</p>",
+        audience=["link_holders", subscriber_list],
+        user=mailing_editor,
+    )
+    body = mailing_editor_client.get(url("send", mailing.pk)).content.decode()
+    assert "3 link holders with an e-mail" in body
+    assert "2 more subscribers from" in body
+    assert "Send to 5 recipients" in body
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                mailing_editor_client.get(url("export", mailing.pk)).content.decode(
+                    "utf-8-sig"
+                )
+            )
+        )
+    )
+    emails = [row[1].lower() for row in rows[1:]]
+    assert len(emails) == len(set(emails)) == 5
+    # The engine agrees with the admin's read-only count.
+    with django_capture_on_commit_callbacks(execute=True):
+        mailing_editor_client.post(url("send", mailing.pk))
+    assert sorted(rcpt(m).lower() for m in mail.outbox) == sorted(emails)
+    assert mailing_editor_client.get(url("progress", mailing.pk)).json()["sent"] == 5

@@ -79,7 +79,7 @@ class SubscriberAdmin(ModelAdmin):
     model = Subscriber
     menu_label = _("Subscribers")
     menu_icon = "user"
-    list_display = ("name", "email", "list_names", "subscribed")
+    list_display = ("name", "email", "list_names", "subscribed", "source")
     list_filter = ("subscribed", "lists")
     search_fields = ("name", "email")
     list_per_page = 50
