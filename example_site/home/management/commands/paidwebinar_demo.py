@@ -10,6 +10,7 @@ from django.utils import timezone
 from wagtail.models import Page, Site
 
 from home.models import HomePage
+from wagtail_paidwebinar.actions import generate_links
 from wagtail_paidwebinar.conf import get_setting
 from wagtail_paidwebinar.models import WebinarIndexPage, WebinarPage
 
@@ -20,6 +21,14 @@ INTRO = (
     "speeding up Django and Wagtail sites: queries, caching and job queues. "
     "The session is in Polish with English slides.</p>"
 )
+PARTICIPANTS = """\
+Anna Nowak <anna.nowak@example.com>
+Zażółć Gęślą-Jaźń, zazolc@example.com
+Łukasz Wiśniewski <lukasz.w@example.com>
+Małgorzata Dąbrowska, m.dabrowska@example.com
+John Smith <john.smith@example.com>
+"""
+
 ROOM = [
     {
         "type": "text",
@@ -92,10 +101,17 @@ class Command(BaseCommand):
             index.add_child(instance=webinar)
             webinar.save_revision().publish()
 
+        if not webinar.personal_links.exists():
+            generate_links(webinar, PARTICIPANTS)
+        first_link = webinar.personal_links.order_by("pk").first()
+
         base = get_setting("BASE_URL") or site.root_url
         self.stdout.write(self.style.SUCCESS("Demo content is ready."))
         self.stdout.write(f"  Webinar page:  {base.rstrip('/')}{webinar.url}")
         self.stdout.write(f"  Room password: {webinar.room_password}")
+        self.stdout.write(
+            f"  A personal link ({first_link.name}): {first_link.get_url()}"
+        )
         self.stdout.write(f"  Admin:         {base.rstrip('/')}/admin/")
 
         password = options.get("admin_password")
