@@ -48,9 +48,9 @@ def test_referrer_policy_when_token_in_url(browser, anna, room_webinar):
         b.get(link_path(anna)),
         browser().get(f"{room_webinar.url}?access=garbage"),
     ):
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == "strict-origin"
     body = browser().get(link_path(anna)).content.decode()
-    assert '<meta name="referrer" content="no-referrer">' in body
+    assert '<meta name="referrer" content="strict-origin">' in body
 
 
 def test_x_robots_tag(browser, anna, room_webinar):

@@ -27,6 +27,9 @@ from .models.attendance import truncate_ip
 
 logger = logging.getLogger(__name__)
 
+# Responses to a URL carrying a token; see serve_webinar for why not "no-referrer".
+REFERRER_POLICY = "strict-origin"
+
 Callback = Callable[[WebinarPage, HttpRequest, tuple, dict], HttpResponse]
 
 _TEMPLATES = {
@@ -88,8 +91,11 @@ def serve_webinar(
     response = respond(page, request, visit, decision, callback, args, kwargs)
     add_never_cache_headers(response)
     if visit.token is not None:
-        # The token must not travel to other sites (or our own analytics) in Referer.
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # The token must not travel in a Referer, to other sites or our own. Not
+        # "no-referrer": under it Chromium sends "Origin: null" with the confirm
+        # form's POST and Django's CSRF check refuses the claim (seen in a real
+        # browser). "strict-origin" sends the bare origin only: no path, no token.
+        response.headers["Referrer-Policy"] = REFERRER_POLICY
     if decision.outcome is not Outcome.TEASER or page.hide_from_search_engines:
         response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
