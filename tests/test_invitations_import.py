@@ -274,3 +274,26 @@ def test_add_subscriber_rejects_bidi_controls_and_saves_good_ones(
     lucja = Subscriber.objects.get()
     assert lucja.name == "Łucja Żak"
     assert lucja.email_normalized == "lucja@example.pl"
+
+
+def test_report_escapes_what_the_file_says(mailing_editor_client):
+    response = post_import(
+        mailing_editor_client,
+        b'<script>alert(1)</script>,not-an-email\n"Multi\nline",m@example.com\n',
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "line break" in body
+    assert Subscriber.objects.count() == 0
+
+
+def test_too_many_lines_is_reported(mailing_editor_client, settings):
+    settings.WAGTAIL_PAIDWEBINAR_MAX_LINES = 3
+    response = post_import(
+        mailing_editor_client,
+        b"".join(b"P%d,p%d@example.com\n" % (i, i) for i in range(5)),
+    )
+    assert "Too many lines" in response.content.decode()
+    assert Subscriber.objects.count() == 0

@@ -9,6 +9,7 @@ never costs a 500.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -130,7 +131,11 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
     if text.startswith("\ufeff"):
         text = text[1:]
     limit = int(conf.get_setting("MAX_LINES"))
-    lines = text.splitlines()
+    # Line ends kept: a quoted cell spanning lines then keeps its line break (and is
+    # refused as such) instead of being silently glued together.
+    # Only CR, LF and CRLF end a line (not U+2028 and friends, which str.splitlines
+    # would split on): those stay in the cell and are refused as control characters.
+    lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, delimiter=_detect_delimiter(text))
     columns = {"name": 0, "email": 1, "lists": 2}
     first = True
@@ -152,7 +157,11 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
             continue
         line_no = reader.line_num
         # The line as written (a quoted cell may span lines: then the last one).
-        raw = lines[line_no - 1] if 0 < line_no <= len(lines) else ",".join(cells)
+        raw = (
+            lines[line_no - 1].rstrip("\r\n")
+            if 0 < line_no <= len(lines)
+            else ",".join(cells)
+        )
         if not any(c.strip() for c in cells):
             continue
         if first:
