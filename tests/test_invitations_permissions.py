@@ -194,3 +194,62 @@ def test_listings_show_counts(mailing_editor_client, draft_mailing, subscriber_l
         reverse("wagtail_paidwebinar_mailing_modeladmin_index")
     ).content.decode()
     assert "0 sent, 0 failed of 0" in body
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "wagtail_paidwebinar_subscriberlist_modeladmin_index",
+        "wagtail_paidwebinar_subscriberlist_modeladmin_create",
+        "wagtail_paidwebinar_signature_modeladmin_index",
+        "wagtail_paidwebinar_signature_modeladmin_create",
+        "wagtail_paidwebinar_subscriber_modeladmin_create",
+    ],
+)
+def test_other_invitations_pages_need_their_model_permissions(
+    client, plain_editor, mailing_editor, name
+):
+    client.force_login(plain_editor)
+    response = client.get(reverse(name))
+    assert response.status_code == 302 and response.url == HOME
+    client.force_login(
+        make_user(
+            "signer",
+            perms=[
+                *SUBSCRIBER_PERMS,
+                *[f"wagtail_paidwebinar.{a}_signature" for a in ("view", "add")],
+            ],
+        )
+    )
+    assert client.get(reverse(name)).status_code == 200
+
+
+def test_compose_prefills_the_webinar(mailing_editor_client, webinar):
+    response = mailing_editor_client.get(
+        reverse("wagtail_paidwebinar_mailing_modeladmin_create"),
+        {"webinar": webinar.pk},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].initial["webinar"] == webinar.pk
+    bad = mailing_editor_client.get(
+        reverse("wagtail_paidwebinar_mailing_modeladmin_create"), {"webinar": "x" * 50}
+    )
+    assert bad.status_code == 200
+
+
+def test_send_invitation_button_on_webinar_pages(
+    admin_client, client, webinar, superuser
+):
+    edit = reverse("wagtailadmin_pages:edit", args=[webinar.pk])
+    response = admin_client.get(edit)
+    assert response.status_code == 200
+    create = reverse("wagtail_paidwebinar_mailing_modeladmin_create")
+    assert f"{create}?webinar={webinar.pk}" in response.content.decode()
+    # Not offered to someone who may edit pages but not compose mailings.
+    editor = make_user("pages_only")
+    from wagtail_paidwebinar.views.invitations import invitation_buttons
+
+    assert invitation_buttons(webinar, editor) == []
+    assert (
+        invitation_buttons(webinar.get_parent(), admin_client.session and editor) == []
+    )

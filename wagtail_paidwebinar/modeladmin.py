@@ -173,7 +173,17 @@ class MailingButtonHelper(ButtonHelper):
 
 
 class MailingCreateView(CreateView):
-    """The compose form; saving goes through :func:`mailing.create_mailing`."""
+    """The compose form; saving goes through :func:`mailing.create_mailing`.
+
+    ``?webinar=<page id>`` pre-selects the webinar (links from a webinar's pages).
+    """
+
+    def get_initial(self):
+        initial = super().get_initial()
+        webinar = self.request.GET.get("webinar", "")
+        if webinar.isascii() and webinar.isdigit() and len(webinar) < 19:
+            initial["webinar"] = int(webinar)
+        return initial
 
     def form_valid(self, form):
         data = form.cleaned_data

@@ -63,6 +63,7 @@ def paidwebinar_attendance_more_button(page, user, next_url=None):
 
     return attendance_buttons(page, user, priority=45)
 
+
 # --- invitations: subscribers and mailings (modeladmin.py, mailing/) ---------------
 
 
@@ -75,3 +76,17 @@ def _register_invitations() -> None:
 
 
 _register_invitations()
+
+
+@hooks.register("register_page_header_buttons")
+def paidwebinar_invitation_header_button(page, user, view_name=None, next_url=None):
+    from .views.invitations import invitation_buttons
+
+    return invitation_buttons(page, user, priority=50)
+
+
+@hooks.register("register_page_listing_more_buttons")
+def paidwebinar_invitation_more_button(page, user, next_url=None):
+    from .views.invitations import invitation_buttons
+
+    return invitation_buttons(page, user, priority=50)

@@ -600,3 +600,24 @@ class MailingMessagesView(MailingView):
         response = self.render({"items": items, "page_obj": page})
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+def invitation_buttons(page, user, *, priority: int = 50) -> list:
+    """A "Send invitation" button on webinar pages for users who may compose."""
+    from wagtail.admin.widgets import Button
+
+    from ..models import WebinarPage
+
+    if not issubclass(page.specific_class or object, WebinarPage):
+        return []
+    if not user.has_perm(PERM_ADD):
+        return []
+    url = reverse("wagtail_paidwebinar_mailing_modeladmin_create")
+    return [
+        Button(
+            _("Send invitation"),
+            url=f"{url}?webinar={page.pk}",
+            icon_name="mail",
+            priority=priority,
+        )
+    ]
