@@ -14,7 +14,10 @@ def validate_timezone(value: str) -> None:
     """Accept IANA timezone names only ("Europe/Warsaw", "UTC")."""
     if value not in available_timezones():
         raise ValidationError(
-            _("%(value)s is not a known IANA timezone, e.g. Europe/Warsaw."),
+            _(
+                "%(value)s is not a known IANA timezone. "
+                "Use a name such as Europe/Warsaw."
+            ),
             code="invalid_timezone",
             params={"value": value},
         )
