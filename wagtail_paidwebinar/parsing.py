@@ -132,23 +132,29 @@ def _split_fields(line: str) -> tuple[str, str]:
     return line, ""
 
 
+# Every character _bad_char_message objects to (TAB is allowed: it separates cells).
+_BAD_CHARS_RE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029" + "".join(sorted(BIDI_CONTROLS)) + "]"
+)
+
+
 def _bad_char_message(text: str) -> str | None:
-    for ch in text:
-        if ch == "\x00":
-            return str(_("contains a NUL character"))
-        if ch in BIDI_CONTROLS:
-            return str(
-                _("contains an invisible text-direction character (U+%(code)s)")
-                % {"code": f"{ord(ch):04X}"}
-            )
-        if ch in "\r\n":
-            return str(_("contains a line break"))
-        if unicodedata.category(ch) == "Cc" and ch != "\t" or ch in "\u2028\u2029\x85":
-            return str(
-                _("contains a control character (U+%(code)s)")
-                % {"code": f"{ord(ch):04X}"}
-            )
-    return None
+    match = _BAD_CHARS_RE.search(text)
+    if match is None:
+        return None
+    ch = match.group()
+    if ch == "\x00":
+        return str(_("contains a NUL character"))
+    if ch in BIDI_CONTROLS:
+        return str(
+            _("contains an invisible text-direction character (U+%(code)s)")
+            % {"code": f"{ord(ch):04X}"}
+        )
+    if ch in "\r\n":
+        return str(_("contains a line break"))
+    return str(
+        _("contains a control character (U+%(code)s)") % {"code": f"{ord(ch):04X}"}
+    )
 
 
 def validate_entry(line_no: int, raw: str, name: str, email: str) -> Entry | LineIssue:
