@@ -53,6 +53,14 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or ""
 
 
+def clean_path(request: HttpRequest) -> str:
+    """The page's own path, without the token (or any query string).
+
+    Never "//host/...": a scheme-relative path would send the visitor off-site.
+    """
+    return "/" + request.path.lstrip("/")
+
+
 def read_visit(page: WebinarPage, request: HttpRequest) -> Visit:
     """The parts of ``request`` the decision needs."""
     method = "GET" if request.method == "HEAD" else (request.method or "GET")
@@ -160,9 +168,9 @@ def respond(
     if outcome is Outcome.CLAIM:
         return claim(page, request, visit, decision)
     if outcome is Outcome.REDIRECT_CLEAN:
-        return HttpResponseRedirect(request.path)
+        return HttpResponseRedirect(clean_path(request))
     if outcome is Outcome.PASSWORD_OK:
-        response = HttpResponseRedirect(request.path)
+        response = HttpResponseRedirect(clean_path(request))
         response.set_cookie(
             pass_cookie_name(page),
             access.make_password_pass(page),
@@ -247,7 +255,7 @@ def claim(
     grants = dict(request.session.get("paidwebinar_grants", {}))
     grants[str(page.pk)] = link.pk
     request.session["paidwebinar_grants"] = grants
-    response = HttpResponseRedirect(request.path)
+    response = HttpResponseRedirect(clean_path(request))
     response.set_cookie(
         conf.get_setting("DEVICE_COOKIE_NAME"),
         secret,
