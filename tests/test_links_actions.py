@@ -190,3 +190,39 @@ def test_ten_thousand_lines_in_one_transaction(webinar):
     else:
         assert len(link_inserts) <= 10_000 // 80
     assert PersonalLink.objects.filter(webinar=webinar).count() == 10_000
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_with_the_same_email_make_one_link(index):
+    """Two editors paste the same person at the same moment: one link, one duplicate."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...)")
+    import threading
+
+    from django.db import connections
+
+    webinar = make_webinar(index, title="Race")
+    barrier = threading.Barrier(2)
+    results, failures = [], []
+
+    def worker(name):
+        try:
+            barrier.wait(timeout=10)
+            results.append(
+                generate_links(webinar, f"{name} <same@example.com>\n{name} Solo")
+            )
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("Anna", "Ania")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures
+    assert PersonalLink.objects.filter(email_normalized="same@example.com").count() == 1
+    assert sum(len(r.duplicates) for r in results) == 1
+    assert PersonalLink.objects.filter(webinar=webinar).count() == 3
