@@ -341,3 +341,29 @@ def test_audience_counts_each_address_once(
         mailing_editor_client.post(url("send", mailing.pk))
     assert sorted(rcpt(m).lower() for m in mail.outbox) == sorted(emails)
     assert mailing_editor_client.get(url("progress", mailing.pk)).json()["sent"] == 5
+
+
+def test_copy_messages_pages_through_a_big_audience(
+    mailing_editor_client, webinar, mailing_editor
+):
+    from wagtail_paidwebinar.actions import generate_links
+    from wagtail_paidwebinar.mailing import create_mailing
+
+    generate_links(
+        webinar, "\n".join(f"P{i:02d} <p{i:02d}@example.org>" for i in range(25))
+    )
+    mailing = create_mailing(
+        webinar, subject="Hi", body_html="<p>{{ name }}</p>", user=mailing_editor
+    )
+    first = mailing_editor_client.get(url("messages", mailing.pk)).content.decode()
+    assert first.count("w-clipboard#copy") == 20
+    assert "?p=2" in first
+    second = mailing_editor_client.get(url("messages", mailing.pk), {"p": "2"})
+    assert second.content.decode().count("w-clipboard#copy") == 5
+    for bad in ("0", "-3", "x", "9" * 30):
+        assert (
+            mailing_editor_client.get(
+                url("messages", mailing.pk), {"p": bad}
+            ).status_code
+            == 200
+        )

@@ -29,6 +29,7 @@ from .. import mailing as api
 from ..csvutils import csv_response
 from ..forms.invitations import SubscriberImportForm
 from ..forms.subscriber_import import import_subscribers, parse_subscriber_csv
+from ..mailing.render import build_template
 from ..models import Mailing, MailingStatus, PersonalLink, RecipientStatus, Subscriber
 from . import mailing_audience as audience
 
@@ -582,10 +583,18 @@ class MailingMessagesView(MailingView):
         return can_export(user)
 
     def get(self, request, instance_pk):
-        entries = list(audience.iter_audience(self.mailing))
-        page = Paginator(entries, MESSAGES_PAGE_SIZE).get_page(request.GET.get("p"))
+        entries, number, has_next = audience.page_of(
+            self.mailing, request.GET.get("p", 1), MESSAGES_PAGE_SIZE
+        )
+        if not self.mailing.frozen_render:
+            # A draft has no stored template: build it once for the page (in memory
+            # only, never saved) instead of running premailer per message.
+            try:
+                self.mailing.frozen_render = build_template(self.mailing).to_dict()
+            except Exception:
+                logger.exception("Rendering mailing %s failed", self.mailing.pk)
         items = []
-        for entry in page.object_list:
+        for entry in entries:
             rendered = render_for(self.mailing, entry, request.user)
             text = rendered.text if rendered else ""
             subject = rendered.subject if rendered else self.mailing.subject
@@ -597,7 +606,14 @@ class MailingMessagesView(MailingView):
                     "mailto": mailto_url(entry.email, subject, text),
                 }
             )
-        response = self.render({"items": items, "page_obj": page})
+        response = self.render(
+            {
+                "items": items,
+                "page_number": number,
+                "previous_page": number - 1 if number > 1 else None,
+                "next_page": number + 1 if has_next else None,
+            }
+        )
         response["Cache-Control"] = "private, no-store"
         return response
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -18,6 +19,8 @@ from django.utils import timezone
 from ..conf import get_setting
 from ..models import Mailing, MailingRecipient, PersonalLink, Subscriber
 from ..utils import absolute_page_url
+
+CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def iter_audience(mailing: Mailing) -> Iterator[AudienceEntry]:
     """Every address the mailing goes (or went) to, in a stable order."""
     if has_ledger(mailing):
         rows = mailing.recipients.select_related("link", "subscriber").order_by("pk")
-        for row in rows.iterator(chunk_size=1000):
+        for row in rows.iterator(chunk_size=CHUNK):
             yield AudienceEntry(
                 key=f"r{row.pk}",
                 name=row.name,
@@ -80,28 +83,60 @@ def iter_audience(mailing: Mailing) -> Iterator[AudienceEntry]:
                 recipient=row,
             )
         return
+    # Memory stays flat for 100,000 recipients: rows stream in chunks and only the
+    # normalised e-mails already listed are remembered.
     seen: set[str] = set()
-    links_by_email: dict[str, PersonalLink] = {}
-    if mailing.include_link_holders or mailing.subscriber_list_id:
-        for link in valid_links(mailing).iterator(chunk_size=1000):
-            links_by_email.setdefault(link.email_normalized, link)
     if mailing.include_link_holders:
-        for key, link in links_by_email.items():
-            seen.add(key)
+        for link in valid_links(mailing).iterator(chunk_size=CHUNK):
+            seen.add(link.email_normalized)
             yield AudienceEntry(
                 key=f"l{link.pk}", name=link.name, email=link.email, link=link
             )
-    for subscriber in list_members(mailing).iterator(chunk_size=1000):
+    chunk: list[Subscriber] = []
+    for subscriber in list_members(mailing).iterator(chunk_size=CHUNK):
         if subscriber.email_normalized in seen:
             continue
         seen.add(subscriber.email_normalized)
+        chunk.append(subscriber)
+        if len(chunk) >= CHUNK:
+            yield from _subscriber_entries(mailing, chunk)
+            chunk = []
+    yield from _subscriber_entries(mailing, chunk)
+
+
+def _subscriber_entries(
+    mailing: Mailing, subscribers: list[Subscriber]
+) -> Iterator[AudienceEntry]:
+    if not subscribers:
+        return
+    links = {
+        link.email_normalized: link
+        for link in valid_links(mailing).filter(
+            email_normalized__in=[s.email_normalized for s in subscribers]
+        )
+    }
+    for subscriber in subscribers:
         yield AudienceEntry(
             key=f"s{subscriber.pk}",
             name=subscriber.name,
             email=subscriber.email,
-            link=links_by_email.get(subscriber.email_normalized),
+            link=links.get(subscriber.email_normalized),
             subscriber=subscriber,
         )
+
+
+def page_of(
+    mailing: Mailing, number: object, per_page: int
+) -> tuple[list[AudienceEntry], int, bool]:
+    """One page of :func:`iter_audience` without loading the rest:
+    ``(entries, page number, has_next)``; a bad page number means page 1."""
+    try:
+        page = max(1, min(int(str(number)), 10**6))
+    except ValueError:
+        page = 1
+    stream = islice(iter_audience(mailing), (page - 1) * per_page, page * per_page + 1)
+    entries = list(stream)
+    return entries[:per_page], page, len(entries) > per_page
 
 
 def summarize(mailing: Mailing) -> AudienceSummary:
