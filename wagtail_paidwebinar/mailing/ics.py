@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import urlsplit
 
-import icalendar
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,6 +28,8 @@ def event_uid(webinar: WebinarPage, host: str) -> str:
 def build_calendar(webinar: WebinarPage, *, sequence: int, host: str) -> str:
     """The VCALENDAR (METHOD:PUBLISH) with VTIMEZONE, UID, SEQUENCE and the start and
     end in the webinar's timezone; no personal data."""
+    import icalendar  # only when a mailing starts, not in every sending job
+
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -77,6 +78,60 @@ def mark_sent(recipient_id: int, message_id: str) -> None:
         message_id=message_id[:255],
         last_error="",
     )
+
+
+def mark_sent_and_claim(
+    mailing_id: int, sent_id: int, message_id: str, next_id: int | None
+) -> bool:
+    """Mark ``sent_id`` sent and claim ``next_id`` (pending → sending, only while
+    the mailing is sending) in ONE statement; True when ``next_id`` was claimed.
+
+    One round trip (and one commit) per message instead of two: the send loop's
+    only per-message database cost. The row is still marked sent right after its
+    send, and a crash still leaves at most the claimed next row 'sending'.
+    """
+    if next_id is None or connection.vendor not in ("postgresql", "sqlite"):
+        mark_sent(sent_id, message_id)
+        return claim(mailing_id, next_id) if next_id is not None else False
+    qn = connection.ops.quote_name
+    table = qn(MailingRecipient._meta.db_table)
+    mailing_table = qn(Mailing._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    # Only quoted table names from the models are interpolated; values are params.
+    sql = (
+        f"UPDATE {table} SET "  # noqa: S608
+        "status = CASE WHEN id = %s THEN %s ELSE %s END, "
+        "sent_at = CASE WHEN id = %s THEN %s ELSE sent_at END, "
+        "message_id = CASE WHEN id = %s THEN %s ELSE message_id END, "
+        "last_error = CASE WHEN id = %s THEN '' ELSE last_error END, "
+        "claimed_at = CASE WHEN id = %s THEN claimed_at ELSE %s END, "
+        "attempts = CASE WHEN id = %s THEN attempts ELSE attempts + 1 END "
+        "WHERE id = %s OR (id = %s AND status = %s AND EXISTS ("
+        f"SELECT 1 FROM {mailing_table} WHERE id = %s AND status = %s)) "
+        "RETURNING id"
+    )
+    params = [
+        sent_id,
+        RecipientStatus.SENT.value,
+        RecipientStatus.SENDING.value,
+        sent_id,
+        now,
+        sent_id,
+        message_id[:255],
+        sent_id,
+        sent_id,
+        now,
+        sent_id,
+        sent_id,
+        next_id,
+        RecipientStatus.PENDING.value,
+        mailing_id,
+        MailingStatus.SENDING.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = {row[0] for row in cursor.fetchall()}
+    return next_id in returned
 
 
 def mark_failed(recipient_id: int, error: str) -> None:

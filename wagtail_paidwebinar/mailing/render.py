@@ -21,7 +21,6 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from email.utils import formataddr, parseaddr
 
-import premailer
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.formats import date_format, time_format
@@ -29,7 +28,6 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from wagtail.rich_text import expand_db_html
 
 from ..conf import get_setting
 from ..models import (
@@ -163,6 +161,10 @@ def signature_html(mailing: Mailing, ms: MailingSettings) -> str:
 def build_template(mailing: Mailing) -> MailingTemplate:
     """Render the non-personal part of ``mailing`` and inline its CSS (premailer,
     once, ``allow_network=False``, ``disable_validation=True``)."""
+    # Imported here: sending jobs (forked work horses) never need premailer/lxml.
+    import premailer
+    from wagtail.rich_text import expand_db_html
+
     webinar = mailing.webinar.specific
     ms = mailing_settings_for(webinar)
     base = base_url()

@@ -1,0 +1,480 @@
+"""Mailing throughput and memory; prints JSON.
+
+    .venv/bin/python bench/mailing.py [--quick] [--workers N]
+
+All figures are measured in one run against the same local SMTP sink (aiosmtpd in
+its own process, discarding messages):
+
+- floor_django: Django's SMTP backend sending N pre-built messages (the very messages
+  our mailer produces: text + inlined HTML + .ics) over one connection;
+- floor_raw: the same messages pre-serialised to bytes, smtplib.sendmail in a loop;
+- ours: an N-recipient mailing end to end through real RQ worker(s) on real Redis and
+  PostgreSQL: ledger insert, enqueue, claim, render, send, mark sent (timed from
+  start_mailing() to the mailing being done);
+- naive: render the template + premailer.transform per e-mail, then send;
+- memory: peak RSS of a burst worker (and the work horses it forks) draining an
+  M-recipient mailing.
+
+Uses the PostgreSQL database pw_bench_mailing (created and dropped here) and Redis
+db 5. Needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "example_site")]
+
+DB_NAME = "pw_bench_mailing"
+PG = "postgres://postgres@127.0.0.1:5432"
+REDIS_URL = "redis://127.0.0.1:6379/5"
+
+SINK_CODE = """
+import asyncio, signal, sys
+from aiosmtpd.controller import Controller
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+c = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+print("ready", flush=True)
+signal.sigwait({signal.SIGTERM, signal.SIGINT})
+c.stop()
+"""
+
+RSS_WORKER_CODE = """
+import json, resource, sys
+from django.core.management import execute_from_command_line
+try:
+    execute_from_command_line(["manage.py", "rqworker", "default", "--burst"])
+finally:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    horses = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(sys.argv[1], "w") as f:
+        json.dump({"worker_kb": own, "horse_kb": horses}, f)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recreate_database(drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "example_site")])
+    return env
+
+
+def start_sink(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SINK_CODE, str(port)],
+        stdout=subprocess.PIPE,
+        env=child_env(),
+    )
+    assert proc.stdout.readline().strip() == b"ready"
+    return proc
+
+
+def setup_django(port: int, var_dir: str) -> None:
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=f"{PG}/{DB_NAME}",
+        REDIS_URL=REDIS_URL,
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(port),
+        EMAIL_TIMEOUT="20",
+        WAGTAIL_PAIDWEBINAR_BASE_URL="https://webinars.example.com",
+        DJANGO_DEBUG="0",
+        EXAMPLE_SITE_VAR_DIR=var_dir,
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def make_webinar():
+    from wagtail.models import Site
+
+    from tests.utils import make_index, make_webinar
+    from wagtail_paidwebinar.models import MailingSettings
+
+    ms = MailingSettings.for_site(Site.objects.get(is_default_site=True))
+    ms.from_name = "Akademia Webinarów"
+    ms.from_email = "webinars@example.com"
+    ms.signature = "<p>Best regards,<br><b>The organisers</b></p>"
+    ms.footer = "<p>Example Ltd · Warsaw · you bought a ticket</p>"
+    ms.save()
+    return make_webinar(make_index(), room_password="kawa123")
+
+
+BODY = (
+    "<h2>Welcome, {{ name }}!</h2><p>Thank you for buying a ticket to "
+    "<b>{{ webinar }}</b>. We start on {{ starts_at }}.</p>"
+    "<ul><li>Open your personal link a few minutes early.</li>"
+    "<li>Keep the password at hand: {{ password }}.</li></ul>"
+    '<p>Your link: <a href="{{ link }}">{{ link }}</a></p>'
+)
+
+
+def add_links(webinar, count: int, prefix: str):
+    from wagtail_paidwebinar.models import PersonalLink
+
+    PersonalLink.objects.bulk_create(
+        [
+            PersonalLink(
+                webinar=webinar,
+                name=f"Uczestnik Żółć {i:06d}",
+                email=f"{prefix}{i:06d}@example.org",
+                email_normalized=f"{prefix}{i:06d}@example.org",
+            )
+            for i in range(count)
+        ],
+        batch_size=2000,
+    )
+
+
+def prebuilt_messages(webinar, n: int):
+    from django.core.mail import get_connection
+
+    from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.mailing.render import build_template, personalise
+    from wagtail_paidwebinar.mailing.send import build_message
+
+    mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
+    template = build_template(mailing)
+    connection = get_connection()
+    messages = []
+    for i in range(n):
+        name = f"Uczestnik Żółć {i:06d}"
+        link = f"https://webinars.example.com/webinars/x/?access={i}.abcdefghijklmnopqrstuvwx"
+        rendered = personalise(template, name=name, link=link)
+        messages.append(
+            build_message(
+                template,
+                rendered,
+                name=name,
+                email=f"floor{i:06d}@example.org",
+                connection=connection,
+            )
+        )
+    return mailing, template, messages
+
+
+def bench_floor(webinar, n: int) -> dict:
+    from django.core.mail import get_connection
+
+    _mailing, _template, messages = prebuilt_messages(webinar, n)
+    connection = get_connection()
+    connection.open()
+    t0 = time.perf_counter()
+    sent = connection.send_messages(messages)
+    elapsed = time.perf_counter() - t0
+    connection.close()
+    assert sent == n, sent
+
+    raw = [
+        (m.from_email, m.recipients(), m.message().as_bytes(linesep="\r\n"))
+        for m in messages
+    ]
+    smtp = smtplib.SMTP(os.environ["EMAIL_HOST"], int(os.environ["EMAIL_PORT"]))
+    t0 = time.perf_counter()
+    for from_email, rcpts, data in raw:
+        smtp.sendmail(from_email, rcpts, data)
+    raw_elapsed = time.perf_counter() - t0
+    smtp.quit()
+    size = sum(len(r[2]) for r in raw) / n
+    return {
+        "floor_django": {
+            "messages": n,
+            "seconds": round(elapsed, 3),
+            "per_second": round(n / elapsed, 1),
+        },
+        "floor_raw_bytes": {
+            "messages": n,
+            "seconds": round(raw_elapsed, 3),
+            "per_second": round(n / raw_elapsed, 1),
+        },
+        "message_bytes": round(size),
+    }
+
+
+def bench_naive(webinar, n: int) -> dict:
+    """Render the template and run premailer for every e-mail, then send."""
+    import logging
+
+    import premailer
+    from django.core.mail import get_connection
+    from django.template.loader import render_to_string
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    from wagtail_paidwebinar.mailing import create_mailing, ics
+    from wagtail_paidwebinar.mailing.render import (
+        RenderedEmail,
+        _merge,
+        build_template,
+        local_start,
+    )
+    from wagtail_paidwebinar.mailing.send import build_message
+    from wagtail_paidwebinar.mailing.text import html_to_text
+
+    mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
+    template = build_template(mailing)  # for sender and calendar only
+    from wagtail.models import Site
+
+    from wagtail_paidwebinar.models import MailingSettings
+
+    ms = MailingSettings.for_site(Site.objects.get(is_default_site=True))
+    starts_at = local_start(webinar)
+    connection = get_connection()
+    connection.open()
+    t0 = time.perf_counter()
+    for i in range(n):
+        name = f"Uczestnik Żółć {i:06d}"
+        link = f"https://webinars.example.com/webinars/x/?access={i}.abcdefghijklmnopqrstuvwx"
+        values = {
+            "name": escape(name),
+            "link": escape(link),
+            "password": "kawa123",
+            "webinar": escape(webinar.title),
+            "starts_at": escape(starts_at),
+        }
+        body = _merge(BODY, values)
+        context = {
+            "subject": f"Invitation, {name}",
+            "webinar_title": webinar.title,
+            "starts_at": starts_at,
+            "link": link,
+            "password": "kawa123",
+            "unsubscribe": "",
+        }
+        html = render_to_string(
+            "wagtail_paidwebinar/mailing/email.html",
+            {
+                **context,
+                "body": mark_safe(body),  # noqa: S308 - bench input
+                "signature": mark_safe(ms.signature),  # noqa: S308
+                "footer": mark_safe(ms.footer),  # noqa: S308
+            },
+        )
+        html = premailer.transform(
+            html,
+            allow_network=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+        )
+        text = render_to_string(
+            "wagtail_paidwebinar/mailing/email.txt",
+            {
+                **context,
+                "body": html_to_text(body),
+                "signature": html_to_text(ms.signature),
+                "footer": html_to_text(ms.footer),
+            },
+        )
+        calendar = ics.personal_ics(template.ics, link=link, description=link)
+        rendered = RenderedEmail(
+            subject=context["subject"], html=html, text=text, ics=calendar
+        )
+        message = build_message(
+            template,
+            rendered,
+            name=name,
+            email=f"naive{i:06d}@example.org",
+            connection=connection,
+        )
+        connection.send_messages([message])
+    elapsed = time.perf_counter() - t0
+    connection.close()
+    return {
+        "messages": n,
+        "seconds": round(elapsed, 3),
+        "per_second": round(n / elapsed, 1),
+    }
+
+
+def start_workers(count: int) -> list[subprocess.Popen]:
+    import django_rq
+    from rq import Worker
+
+    conn = django_rq.get_connection("default")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "django", "rqworker", "default", "--with-scheduler"],
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(count)
+    ]
+    deadline = time.monotonic() + 60
+    while len(Worker.all(connection=conn)) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers did not start")
+        time.sleep(0.1)
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_mailing(webinar, n: int, prefix: str, workers: int) -> dict:
+    from wagtail_paidwebinar.mailing import create_mailing, start_mailing
+    from wagtail_paidwebinar.models import Mailing, MailingStatus, PersonalLink
+
+    PersonalLink.objects.filter(webinar=webinar).delete()
+    add_links(webinar, n, prefix)
+    mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
+    procs = start_workers(workers)
+    try:
+        t0 = time.perf_counter()
+        queued = start_mailing(mailing)
+        t_started = time.perf_counter() - t0
+        assert queued == n, queued
+        while (
+            Mailing.objects.values_list("status", flat=True).get(pk=mailing.pk)
+            != MailingStatus.DONE
+        ):
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+    finally:
+        stop_workers(procs)
+    progress = mailing.progress()
+    assert progress["sent"] == n, progress
+    return {
+        "messages": n,
+        "workers": workers,
+        "seconds": round(elapsed, 3),
+        "start_mailing_seconds": round(t_started, 3),
+        "per_second": round(n / elapsed, 1),
+    }
+
+
+def bench_memory(webinar, n: int) -> dict:
+    from wagtail_paidwebinar.mailing import create_mailing, start_mailing
+    from wagtail_paidwebinar.models import PersonalLink
+
+    PersonalLink.objects.filter(webinar=webinar).delete()
+    add_links(webinar, n, "mem")
+    mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
+    assert start_mailing(mailing) == n
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", RSS_WORKER_CODE, out.name],
+            env=child_env(),
+            cwd=ROOT / "example_site",
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        elapsed = time.perf_counter() - t0
+        rss = json.load(open(out.name))
+    progress = mailing.progress()
+    return {
+        "messages": n,
+        "sent": progress["sent"],
+        "seconds_incl_worker_start": round(elapsed, 1),
+        "worker_peak_rss_mb": round(rss["worker_kb"] / 1024, 1),
+        "horse_peak_rss_mb": round(rss["horse_kb"] / 1024, 1),
+        "peak_rss_mb": round(max(rss["worker_kb"], rss["horse_kb"]) / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller N everywhere")
+    parser.add_argument("--workers", type=int, default=1, help="workers for 'ours'")
+    parser.add_argument(
+        "--extra-workers",
+        type=int,
+        default=0,
+        help="also run ours with this many workers",
+    )
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    n_floor, n_ours, n_naive, n_memory = (
+        (500, 2000, 200, 10_000) if args.quick else (2000, 10_000, 500, 100_000)
+    )
+
+    port = free_port()
+    sink = start_sink(port)
+    recreate_database()
+    var_dir = tempfile.mkdtemp(prefix="pw-bench-")
+    results: dict = {}
+    try:
+        setup_django(port, var_dir)
+        import django_rq
+
+        django_rq.get_connection("default").flushdb()
+        webinar = make_webinar()
+        results.update(bench_floor(webinar, n_floor))
+        results["naive"] = bench_naive(webinar, n_naive)
+        results["ours"] = run_mailing(webinar, n_ours, "ours", args.workers)
+        if args.extra_workers:
+            results[f"ours_{args.extra_workers}_workers"] = run_mailing(
+                webinar, n_ours, "more", args.extra_workers
+            )
+        floor = results["floor_django"]["per_second"]
+        results["ratio_ours_to_floor"] = round(results["ours"]["per_second"] / floor, 3)
+        results["ratio_ours_to_naive"] = round(
+            results["ours"]["per_second"] / results["naive"]["per_second"], 2
+        )
+        if not args.no_memory:
+            results["memory"] = bench_memory(webinar, n_memory)
+        results["targets"] = {
+            "ours_vs_floor >= 0.8": results["ratio_ours_to_floor"] >= 0.8,
+            "ours_vs_naive >= 4": results["ratio_ours_to_naive"] >= 4,
+            "peak_rss < 200 MB": (
+                results["memory"]["peak_rss_mb"] < 200 if "memory" in results else None
+            ),
+        }
+        results["machine"] = {"cpus": os.cpu_count(), "load": os.getloadavg()}
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(10)
+        from django.db import connections
+
+        connections.close_all()
+        django_rq.get_connection("default").flushdb()
+        recreate_database(drop_only=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
