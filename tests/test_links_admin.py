@@ -234,6 +234,16 @@ def test_generate_needs_add_permission(links_viewer, webinar):
     assert_denied(client.get(url("add")))
 
 
+def test_generate_preselects_the_filtered_webinar(links_editor, index, webinar):
+    other = make_webinar(index, title="Other webinar")
+    client = login(links_editor)
+    html = client.get(url("list"), {"webinar": other.pk}).content.decode()
+    assert f"{url('generate')}?webinar={other.pk}" in html
+    html = client.get(url("generate"), {"webinar": other.pk}).content.decode()
+    assert f'<option value="{other.pk}" selected>' in html
+    assert client.get(url("generate"), {"webinar": "x"}).status_code == 200
+
+
 def test_add_url_redirects_to_generate(links_editor):
     response = login(links_editor).get(url("add"))
     assert response.status_code == 302 and response["Location"] == url("generate")

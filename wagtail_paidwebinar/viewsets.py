@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn
-from wagtail.admin.widgets import HeaderButton, ListingButton
+from wagtail.admin.widgets import HeaderButton
 from wagtail.admin.widgets.button import Button
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 from wagtail.snippets.views.snippets import IndexView, SnippetViewSet
@@ -114,10 +114,15 @@ class PersonalLinkIndexView(IndexView):
     def header_buttons(self):
         buttons = []
         if self.user_has_permission("add"):
+            url = reverse(self.viewset.get_url_name("generate"))
+            webinar = self.request.GET.get("webinar", "")
+            if webinar.isdigit():
+                # Filtered to one webinar: generate for that one.
+                url += f"?webinar={webinar}"
             buttons.append(
                 HeaderButton(
                     _("Generate links"),
-                    url=reverse(self.viewset.get_url_name("generate")),
+                    url=url,
                     icon_name="plus",
                 )
             )
@@ -141,13 +146,13 @@ class PersonalLinkIndexView(IndexView):
         if self.user_has_permission("change"):
             for name, label, icon in (
                 ("reissue", _("Re-issue (new URL)"), "rotate"),
-                ("reset", _("Reset devices"), "undo"),
+                ("reset", _("Reset devices"), "resubmit"),
                 ("revoke", _("Revoke"), "cross"),
             ):
                 if name == "revoke" and instance.revoked_at:
                     continue
                 buttons.append(
-                    ListingButton(
+                    Button(
                         label,
                         url=reverse(
                             self.viewset.get_url_name(name), args=[instance.pk]

@@ -27,7 +27,7 @@ from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 from .. import actions
 from ..csvutils import csv_response
 from ..forms.links import GenerateLinksForm
-from ..models import PersonalLink
+from ..models import PersonalLink, WebinarPage
 
 SESSION_KEY = "wagtail_paidwebinar_generated"
 # How long a result page (and its CSV download) stays available, and how many
@@ -133,8 +133,13 @@ class GenerateView(LinkAdminMixin, FormView):
 
     def get_initial(self):
         initial = super().get_initial()
-        if webinar := self.request.GET.get("webinar"):
-            initial["webinar"] = webinar if webinar.isdigit() else None
+        webinar = self.request.GET.get("webinar", "")
+        if webinar.isdigit():
+            initial["webinar"] = int(webinar)
+        else:
+            webinars = list(WebinarPage.objects.values_list("pk", flat=True)[:2])
+            if len(webinars) == 1:
+                initial["webinar"] = webinars[0]
         return initial
 
     def get_form(self, form_class=None):
