@@ -217,3 +217,34 @@ def test_send_test_and_preview(webinar, smtp_settings, smtp_server, superuser):
     smtp_server.stop()
     with pytest.raises(MailingError):
         send_test(mailing, "editor@example.com")
+
+
+def test_resume_sends_stale_rows_but_not_fresh_ones(
+    webinar, smtp_settings, smtp_server, settings
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    links = make_link_holders(webinar, 4)
+    mailing = create_mailing(webinar, subject="Hi", body_html="")
+    start_mailing(mailing, enqueue=False)
+    rows = list(MailingRecipient.objects.filter(mailing=mailing).order_by("pk"))
+    # A dead worker's row (old claim) and a live worker's row (fresh claim).
+    settings.WAGTAIL_PAIDWEBINAR_STALE_SENDING_SECONDS = 600
+    MailingRecipient.objects.filter(pk=rows[0].pk).update(
+        status=RecipientStatus.SENDING,
+        claimed_at=timezone.now() - dt.timedelta(seconds=601),
+    )
+    MailingRecipient.objects.filter(pk=rows[1].pk).update(
+        status=RecipientStatus.SENDING, claimed_at=timezone.now()
+    )
+    call_command("paidwebinar_send", str(mailing.pk), "--sync")
+    assert set(smtp_server.by_recipient()) == {
+        links[0].email,
+        links[2].email,
+        links[3].email,
+    }
+    assert mailing.progress()["sending"] == 1
+    mailing.refresh_from_db()
+    assert mailing.status == MailingStatus.SENDING  # not done while a row is in flight

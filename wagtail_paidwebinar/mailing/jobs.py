@@ -312,7 +312,7 @@ def _send_row(
 def _retry_later(mailing_id: int, ids: list[int], attempt: int, error: str) -> None:
     delays = list(get_setting("RETRY_DELAYS") or [])
     if attempt >= len(delays):
-        ledger.fail_pending(ids, f"Gave up after {attempt + 1} attempts: {error}")
+        ledger.fail_pending(ids, ledger.gave_up_message(attempt + 1, error))
         logger.warning(
             "Mailing %s: gave up on %d recipients: %s", mailing_id, len(ids), error
         )

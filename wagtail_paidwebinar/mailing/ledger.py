@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..conf import get_setting
 from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
@@ -145,6 +146,13 @@ def mark_retry(recipient_id: int, error: str) -> None:
     MailingRecipient.objects.filter(
         pk=recipient_id, status=RecipientStatus.SENDING
     ).update(status=RecipientStatus.PENDING, last_error=error[:2000])
+
+
+def gave_up_message(attempts: int, error: str) -> str:
+    return _("Gave up after %(attempts)d attempts: %(error)s") % {
+        "attempts": attempts,
+        "error": error,
+    }
 
 
 def fail_pending(recipient_ids: list[int], error: str) -> int:

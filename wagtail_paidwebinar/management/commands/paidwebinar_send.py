@@ -86,7 +86,5 @@ class Command(BaseCommand):
         else:
             ids = ledger.pending_ids(mailing.pk)
             if ids:
-                ledger.fail_pending(
-                    ids, f"Gave up after {len(delays)} attempts: {error}"
-                )
+                ledger.fail_pending(ids, ledger.gave_up_message(len(delays), error))
         ledger.finish_if_complete(mailing.pk)
