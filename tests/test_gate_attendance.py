@@ -90,9 +90,10 @@ def test_attendance_view_empty(admin_client, room_webinar):
     assert "No personal links for this webinar yet." in body
 
 
-def test_attendance_view_unknown_page(admin_client):
-    url = reverse("wagtail_paidwebinar_attendance", args=[999999])
-    assert admin_client.get(url).status_code == 404
+def test_attendance_view_unknown_page(admin_client, index):
+    for page_id in (999999, 99999999999999999999, index.pk):
+        url = reverse("wagtail_paidwebinar_attendance", args=[page_id])
+        assert admin_client.get(url).status_code == 404
 
 
 def test_attendance_view_denied_without_permission(client, room_webinar):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -62,6 +63,8 @@ class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
     header_icon = "group"
 
     def dispatch(self, request, page_id):
+        if page_id > 2**63 - 1:
+            raise Http404  # beyond any primary key; SQLite would raise OverflowError
         self.page = get_object_or_404(WebinarPage, pk=page_id)
         if not can_view_attendance(request.user, self.page):
             raise PermissionDenied

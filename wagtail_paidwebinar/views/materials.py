@@ -11,6 +11,8 @@ from wagtail.documents.models import document_served
 from .. import access, gate
 from ..models import WebinarPage
 
+_MAX_ID = 2**63 - 1
+
 
 def room_document_ids(page: WebinarPage) -> set[int]:
     """Ids of the documents in the room's materials blocks (read from raw data: no
@@ -60,6 +62,8 @@ def serve_material(
 
     A refusal is a 404 (not 403) so the URL says nothing about which documents exist.
     """
+    if max(page_id, document_id) > _MAX_ID:
+        raise Http404  # beyond any primary key; SQLite would raise OverflowError
     page = get_object_or_404(WebinarPage.objects.live(), pk=page_id)
     if document_id not in room_document_ids(page) or not may_download(page, request):
         raise Http404
