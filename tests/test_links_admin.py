@@ -406,3 +406,23 @@ def test_edit_needs_change_permission(links_viewer, links):
     assert_denied(client.post(url("edit", links[1].pk), {"name": "X", "email": ""}))
     links[1].refresh_from_db()
     assert links[1].name == "Jan Kowalski"
+
+
+def test_result_ids_are_stored_as_ranges():
+    from wagtail_paidwebinar.views.links import expand_ranges, id_ranges
+
+    assert id_ranges([1, 2, 3, 7, 9, 10]) == [[1, 3], [7, 7], [9, 10]]
+    assert list(expand_ranges(id_ranges([5, 6, 8]))) == [5, 6, 8]
+    assert id_ranges([]) == []
+
+
+def test_history_shows_our_log_entries(links_editor, links, webinar):
+    client = login(links_editor)
+    client.post(url("revoke", links[0].pk))
+    html = client.get(url("history", links[0].pk)).content.decode()
+    assert "Personal link revoked" in html
+    page_history = reverse("wagtailadmin_pages:history", args=[webinar.pk])
+    admin = Client()
+    admin.force_login(make_user("boss", superuser=True))
+    html = admin.get(page_history).content.decode()
+    assert "Generated 3 personal links" in html

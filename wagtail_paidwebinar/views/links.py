@@ -35,7 +35,7 @@ SESSION_KEY = "wagtail_paidwebinar_generated"
 RESULT_TTL_SECONDS = 60 * 60
 RESULTS_KEPT = 3
 # Issues kept for the result page; a 10,000-line paste of garbage is summarised.
-ISSUES_KEPT = 1000
+ISSUES_KEPT = 500
 # Rows shown on the result page; "copy all" and the CSV always hold every link.
 ROWS_SHOWN = 1000
 
@@ -74,6 +74,23 @@ class LinkAdminMixin(PermissionCheckedMixin, WagtailAdminTemplateMixin):
 # --- generate -------------------------------------------------------------------------
 
 
+def id_ranges(ids: list[int]) -> list[list[int]]:
+    """``[1, 2, 3, 7]`` -> ``[[1, 3], [7, 7]]``: one batch's ids are nearly always
+    consecutive, so 100,000 of them fit in a few bytes of session."""
+    ranges: list[list[int]] = []
+    for pk in ids:
+        if ranges and pk == ranges[-1][1] + 1:
+            ranges[-1][1] = pk
+        else:
+            ranges.append([pk, pk])
+    return ranges
+
+
+def expand_ranges(ranges):
+    for first, last in ranges:
+        yield from range(first, last + 1)
+
+
 def _issues(issues):
     return [(i.line, i.raw, i.message) for i in issues[:ISSUES_KEPT]]
 
@@ -95,7 +112,7 @@ def store_result(request, webinar, result) -> str:
     results[key] = {
         "at": time.time(),
         "webinar": webinar.pk,
-        "ids": [link.pk for link in result.created],
+        "ids": id_ranges([link.pk for link in result.created]),
         "duplicates": _issues(result.duplicates),
         "errors": _issues(result.errors),
         "warnings": _issues(result.warnings),
@@ -211,7 +228,7 @@ class GenerateResultMixin(LinkAdminMixin):
         return super().dispatch(request, *args, **kwargs)
 
     def get_links(self):
-        ids = self.result["ids"]
+        ids = list(expand_ranges(self.result["ids"]))
         links = PersonalLink.objects.filter(pk__in=ids).select_related("webinar")
         by_id = {link.pk: link for link in links}
         return [by_id[pk] for pk in ids if pk in by_id]
