@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
@@ -56,8 +57,11 @@ def test_confirm_page_escapes_name(browser, room_webinar):
 
 def test_post_claims_and_redirects_to_clean_url(browser, anna):
     b = browser()
+    session = b.session  # an existing session, as a returning visitor would have
+    session["seen"] = True
+    session.save()
+    session_before = b.cookies["sessionid"].value
     b.get(link_path(anna))
-    session_before = b.cookies["sessionid"].value if "sessionid" in b.cookies else None
     response = claim(b, anna)
     assert response.status_code == 302
     assert response["Location"] == anna.webinar.url
@@ -71,8 +75,11 @@ def test_post_claims_and_redirects_to_clean_url(browser, anna):
     # Only a hash of the secret is stored.
     assert cookie.value not in device.secret_hash
     assert len(device.secret_hash) == 64
-    # The session key was cycled.
+    # The session key was cycled (data kept, old key gone) and the grant noted.
     assert response.cookies["sessionid"].value != session_before
+    assert not Session.objects.filter(session_key=session_before).exists()
+    assert b.session["seen"] is True
+    assert b.session["paidwebinar_grants"] == {str(anna.webinar_id): anna.pk}
     anna.refresh_from_db()
     assert anna.claimed_at is not None
 
