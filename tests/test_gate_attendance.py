@@ -150,3 +150,25 @@ def test_explorer_more_button(admin_client, room_webinar, index):
     # Not offered for pages that are not webinars.
     index_url = reverse("wagtail_paidwebinar_attendance", args=[index.pk])
     assert index_url not in listing.content.decode()
+
+
+def test_attendance_csv(admin_client, room_webinar, browser):
+    link = make_link(room_webinar, "=HYPERLINK(1)", email="anna@example.com")
+    claim(browser(), link)
+    url = reverse("wagtail_paidwebinar_attendance", args=[room_webinar.pk])
+    response = admin_client.get(url, {"export": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "no-store" in response["Cache-Control"]
+    text = response.content.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("Name,E-mail,Status")
+    assert "'=HYPERLINK(1),anna@example.com,In use" in text
+
+
+def test_attendance_csv_denied_without_permission(client, room_webinar):
+    make_link(room_webinar, "Secret Name")
+    client.force_login(make_user("nobody2"))
+    url = reverse("wagtail_paidwebinar_attendance", args=[room_webinar.pk])
+    response = client.get(url, {"export": "csv"})
+    assert response.status_code == 302
+    assert b"Secret Name" not in response.content

@@ -8,11 +8,13 @@ from django.db.models import Count, Max, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.widgets import Button
 
+from ..csvutils import csv_response
 from ..models import AccessEvent, AccessEventKind, PersonalLink, WebinarPage
 
 PER_PAGE = 100
@@ -70,6 +72,11 @@ class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
             raise PermissionDenied
         return super().dispatch(request, page_id)
 
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("export") == "csv":
+            return attendance_csv(self.page)
+        return super().get(request, *args, **kwargs)
+
     def get_page_title(self):
         return _("Attendance")
 
@@ -110,6 +117,38 @@ class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
             ],
         )
         return context
+
+
+def attendance_csv(page: WebinarPage):
+    """Every link of the webinar with its attendance figures, as a CSV download."""
+    header = [
+        _("Name"),
+        _("E-mail"),
+        _("Status"),
+        _("Joined"),
+        _("Last seen"),
+        _("Devices"),
+        _("Visits"),
+        _("Refused elsewhere"),
+    ]
+
+    def when(value):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""
+
+    rows = (
+        [
+            row.name,
+            row.email,
+            row.get_status_display(),
+            when(row.claimed_at),
+            when(row.last_seen_at),
+            row.device_count,
+            row.entry_count,
+            row.refused_count,
+        ]
+        for row in attendance_rows(page).iterator(chunk_size=2000)
+    )
+    return csv_response(f"attendance-{page.slug}.csv", header, rows)
 
 
 def attendance_buttons(page, user, *, priority: int = 45) -> list[Button]:
