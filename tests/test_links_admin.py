@@ -426,3 +426,36 @@ def test_history_shows_our_log_entries(links_editor, links, webinar):
     admin.force_login(make_user("boss", superuser=True))
     html = admin.get(page_history).content.decode()
     assert "Generated 3 personal links" in html
+
+
+def test_ten_thousand_line_paste_through_the_admin(links_editor, webinar):
+    client = login(links_editor)
+    names = "\r\n".join(
+        f"Uczestnik Łódzki {i} <u{i}@example.pl>" for i in range(10_000)
+    )
+    response = generate(client, webinar, names)
+    assert response.status_code == 302
+    assert PersonalLink.objects.filter(webinar=webinar).count() == 10_000
+    html = client.get(response["Location"]).content.decode()
+    assert "10000 new links were created" in html
+    assert "9000 more links" in html
+    # "Copy all" carries every link, the table only the first 1000.
+    textarea = html.split('id="pw-all-links"', 1)[1].split("</textarea>", 1)[0]
+    assert textarea.count("?access=") == 10_000
+    rows = read_csv(client.get(response["Location"] + "csv/"))
+    assert len(rows) == 10_001
+
+
+@override_settings(WAGTAIL_PAIDWEBINAR_LINKS_MAX_UPLOAD_BYTES=100)
+def test_upload_over_the_limit_and_paste_plus_file(links_editor, webinar):
+    client = login(links_editor)
+    upload = SimpleUploadedFile("big.txt", b"Anna Nowak\n" * 20)
+    response = client.post(url("generate"), {"webinar": webinar.pk, "file": upload})
+    assert response.status_code == 200
+    assert "too large" in response.content.decode()
+    upload = SimpleUploadedFile("small.txt", b"Anna Nowak\n")
+    response = client.post(
+        url("generate"), {"webinar": webinar.pk, "file": upload, "names": "Jan"}
+    )
+    assert "not both" in response.content.decode()
+    assert not PersonalLink.objects.exists()
