@@ -80,6 +80,12 @@ def enqueue_ids(
             "result_ttl": 3600,
             "failure_ttl": 7 * 24 * 3600,
         }
+        if queue.is_async:
+            # An unexpected crash of the job (database restart...) is retried by
+            # RQ; SMTP errors never get here, they are handled row by row.
+            from rq import Retry
+
+            options["retry"] = Retry(max=3, interval=[10, 60, 300])
         if delay:
             queue.enqueue_in(
                 dt.timedelta(seconds=delay),
