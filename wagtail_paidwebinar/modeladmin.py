@@ -147,11 +147,13 @@ class MailingButtonHelper(ButtonHelper):
     """The subject opens the mailing's page (progress); edit only drafts; delete
     never while sending."""
 
-    def detail_button(self, pk):
+    def detail_button(self, pk, classnames_add=None, classnames_exclude=None):
         return {
             "url": self.url_helper.get_action_url("detail", quote(pk)),
             "label": _("Open"),
-            "classname": self.finalise_classname(["button-secondary"]),
+            "classname": self.finalise_classname(
+                ["button-secondary", *(classnames_add or [])], classnames_exclude
+            ),
             "title": _("Open this mailing"),
         }
 
@@ -166,7 +168,10 @@ class MailingButtonHelper(ButtonHelper):
         buttons = super().get_buttons_for_obj(
             obj, exclude, classnames_add, classnames_exclude
         )
-        return [self.detail_button(obj.pk), *buttons]
+        return [
+            self.detail_button(obj.pk, classnames_add, classnames_exclude),
+            *buttons,
+        ]
 
     def get_primary_button(self, obj):
         return self.detail_button(obj.pk)
