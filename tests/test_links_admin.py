@@ -459,3 +459,20 @@ def test_upload_over_the_limit_and_paste_plus_file(links_editor, webinar):
     )
     assert "not both" in response.content.decode()
     assert not PersonalLink.objects.exists()
+
+
+def test_names_are_escaped_on_confirm_pages_and_messages(links_editor, webinar):
+    link = generate_links(webinar, "<i>Evil</i> <evil@example.com>").created[0]
+    client = login(links_editor)
+    for action in ("revoke", "reset", "reissue"):
+        html = client.get(url(action, link.pk)).content.decode()
+        assert "<i>Evil</i>" not in html and "&lt;i&gt;Evil&lt;/i&gt;" in html
+    response = client.post(url("reset", link.pk), follow=True)
+    html = response.content.decode()
+    assert "<i>Evil</i>" not in html and "&lt;i&gt;Evil&lt;/i&gt;" in html
+    bulk = reverse(
+        "wagtail_bulk_action",
+        args=("wagtail_paidwebinar", "personallink", "revoke_links"),
+    )
+    html = client.get(bulk + f"?id={link.pk}").content.decode()
+    assert "<i>Evil</i>" not in html and "&lt;i&gt;Evil&lt;/i&gt;" in html
