@@ -230,7 +230,9 @@ class MailingView(InvitationsView):
         if not (pk.isascii() and pk.isdigit()):
             raise Http404
         self.mailing = (
-            Mailing.objects.select_related("webinar", "subscriber_list", "signature")
+            Mailing.objects.select_related(
+                "webinar", "subscriber_list", "signature", "created_by"
+            )
             .filter(pk=int(pk))
             .first()
         )
