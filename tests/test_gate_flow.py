@@ -275,3 +275,46 @@ def test_other_pages_untouched(client, index):
     response = client.get(index.url)
     assert response.status_code == 200
     assert "X-Robots-Tag" not in response
+
+
+def test_double_click_on_join_binds_one_device(browser, anna):
+    """Two POSTs of one confirm form (the browser drops the first response and its
+    cookie): one device, and the surviving response still lets the buyer in."""
+    page = browser().get(link_path(anna))
+    form = {"pw_action": "claim", "pw_claim": page.context["claim_nonce"]}
+    assert f'value="{form["pw_claim"]}"' in page.content.decode()
+    first, second = browser(), browser()  # the same browser, before/after
+    r1 = first.post(link_path(anna), form)
+    r2 = second.post(link_path(anna), form)
+    assert r1.status_code == r2.status_code == 302
+    assert (
+        r1.cookies["paidwebinar_device"].value == r2.cookies["paidwebinar_device"].value
+    )
+    assert LinkDevice.objects.filter(link=anna).count() == 1
+    assert ROOM_WORD in second.get(anna.webinar.url).content.decode()
+    # Another browser with its own form is refused as usual.
+    other = browser()
+    other_form = {
+        "pw_action": "claim",
+        "pw_claim": other.get(link_path(anna)).context.get("claim_nonce") or "x" * 32,
+    }
+    assert other.post(link_path(anna), other_form).status_code == 403
+
+
+def test_replayed_confirm_form_is_refused_later(browser, anna):
+    import time_machine
+
+    page = browser().get(link_path(anna))
+    form = {"pw_action": "claim", "pw_claim": page.context["claim_nonce"]}
+    assert browser().post(link_path(anna), form).status_code == 302
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=11), tick=False):
+        assert browser().post(link_path(anna), form).status_code == 403
+    assert LinkDevice.objects.filter(link=anna).count() == 1
+
+
+def test_malformed_claim_nonce_falls_back_to_random(browser, anna):
+    for nonce in ("short", "ż" * 30, "a" * 500, ""):
+        LinkDevice.objects.all().delete()
+        form = {"pw_action": "claim", "pw_claim": nonce}
+        assert browser().post(link_path(anna), form).status_code == 302
+        assert browser().post(link_path(anna), form).status_code == 403

@@ -43,6 +43,7 @@ PASS_KEY_SALT = "wagtail_paidwebinar.access.password_pass"  # noqa: S105 - a nam
 ACTION_FIELD = "pw_action"
 CLAIM_ACTION = "claim"
 PASSWORD_ACTION = "password"  # noqa: S105 - a name, not a secret
+CLAIM_NONCE_FIELD = "pw_claim"
 PASSWORD_FIELD = "password"  # noqa: S105 - a name, not a secret
 TOKEN_SCOPE = "token"  # noqa: S105 - a name, not a secret
 PASSWORD_SCOPE = "password"  # noqa: S105 - a name, not a secret
@@ -74,6 +75,7 @@ class Visit:
     device_secret: str | None = None
     pass_cookie: str | None = None
     action: str = ""
+    claim_nonce: str | None = None  # from the confirm form (see claims.py)
     password: str | None = None
     client: str = ""  # throttling identity: device cookie, session or address
     ip: str = ""
@@ -299,12 +301,14 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
         )
     if bound is not None:
         return Decision(Outcome.REDIRECT_CLEAN, link=link, device=bound)
+    if visit.is_post and visit.action == CLAIM_ACTION:
+        # Counting the free slots is the claim's job, under the row lock; it also
+        # recognises a repeated POST of the same confirm form (double click).
+        return Decision(Outcome.CLAIM, link=link)
     if len(devices) >= page.max_devices_per_link:
         return Decision(
             Outcome.REFUSE_IN_USE, link=link, event=AccessEventKind.REFUSED_IN_USE
         )
-    if visit.is_post and visit.action == CLAIM_ACTION:
-        return Decision(Outcome.CLAIM, link=link)
     return Decision(Outcome.CONFIRM, link=link)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import secrets
+import string
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.attendance import truncate_ip
@@ -17,6 +20,31 @@ from .models.attendance import truncate_ip
 def new_device_secret() -> str:
     """A random device secret for the device cookie (256 bits)."""
     return secrets.token_urlsafe(32)
+
+
+CLAIM_NONCE_KEY_SALT = "wagtail_paidwebinar.claims.claim_nonce"
+# How long a repeated POST of one confirm form still counts as the same browser.
+CLAIM_RETRY_WINDOW = dt.timedelta(minutes=10)
+_NONCE_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+def new_claim_nonce() -> str:
+    """A random nonce for one rendering of the confirm form."""
+    return secrets.token_urlsafe(24)
+
+
+def device_secret_for_claim(link_id: int, nonce: str | None) -> str:
+    """The device secret a confirm form's POST binds.
+
+    Derived from the form's nonce, so a double click (two POSTs of the same form,
+    the first response and its cookie often discarded by the browser) binds one
+    device and both responses set the same cookie: the honest buyer is not locked
+    out by their own browser. Without a well-formed nonce, a random secret.
+    """
+    if not nonce or not 20 <= len(nonce) <= 64 or not set(nonce) <= _NONCE_CHARS:
+        return new_device_secret()
+    value = f"{link_id}:{nonce}"
+    return salted_hmac(CLAIM_NONCE_KEY_SALT, value, algorithm="sha256").hexdigest()
 
 
 def hash_secret(secret: str) -> str:
@@ -62,13 +90,16 @@ def claim_link(
         )
         if link is None or link.revoked_at is not None or link.is_expired(now):
             return ClaimResult(ClaimOutcome.INVALID, link)
-        devices = list(
+        devices = dict(
             LinkDevice.objects.filter(link_id=link.pk).values_list(
-                "secret_hash", flat=True
+                "secret_hash", "created_at"
             )
         )
         if secret_hash in devices:
-            return ClaimResult(ClaimOutcome.ALREADY_BOUND, link)
+            # The same confirm form posted again: the same browser, if it is soon.
+            if now - devices[secret_hash] <= CLAIM_RETRY_WINDOW:
+                return ClaimResult(ClaimOutcome.ALREADY_BOUND, link)
+            return ClaimResult(ClaimOutcome.IN_USE, link)
         max_devices = (
             WebinarPage.objects.filter(pk=link.webinar_id)
             .values_list("max_devices_per_link", flat=True)

@@ -21,7 +21,13 @@ from django.utils.cache import add_never_cache_headers
 
 from . import access, conf, throttle
 from .access import Decision, Outcome, Visit
-from .claims import ClaimOutcome, claim_link, hash_secret, new_device_secret
+from .claims import (
+    ClaimOutcome,
+    claim_link,
+    device_secret_for_claim,
+    hash_secret,
+    new_claim_nonce,
+)
 from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.attendance import truncate_ip
 
@@ -75,6 +81,7 @@ def read_visit(page: WebinarPage, request: HttpRequest) -> Visit:
         device_secret=device_secret,
         pass_cookie=request.COOKIES.get(pass_cookie_name(page)),
         action=str(post.get(access.ACTION_FIELD, ""))[:20],
+        claim_nonce=post.get(access.CLAIM_NONCE_FIELD) if post else None,
         password=post.get(access.PASSWORD_FIELD) if post else None,
         # A browser without cookies is told apart by address and user agent; a
         # script rotating either still meets the per-address ceiling.
@@ -203,6 +210,9 @@ def render_gate_page(
     }
     if decision.outcome is Outcome.REFUSE_IN_USE:
         context["contact_email"] = organiser_email(request)
+    if decision.outcome is Outcome.CONFIRM:
+        context["claim_nonce_field"] = access.CLAIM_NONCE_FIELD
+        context["claim_nonce"] = new_claim_nonce()
     response = TemplateResponse(
         request, template, context, status=status or default_status
     )
@@ -229,9 +239,10 @@ def claim(
     """The confirm form was posted: bind the link to this browser."""
     link = decision.link
     assert link is not None  # noqa: S101 - decide_token returns CLAIM with a link
-    # A fresh secret on every claim: a device cookie planted by someone else (cookie
-    # injection from a sibling domain) never ends up bound to a real link.
-    secret = new_device_secret()
+    # A new secret on every claim, never the cookie the browser sent: a device
+    # cookie planted by someone else (cookie injection from a sibling domain) never
+    # ends up bound to a real link.
+    secret = device_secret_for_claim(link.pk, visit.claim_nonce)
     result = claim_link(
         link.pk,
         secret,
