@@ -248,3 +248,32 @@ def test_resume_sends_stale_rows_but_not_fresh_ones(
     assert mailing.progress()["sending"] == 1
     mailing.refresh_from_db()
     assert mailing.status == MailingStatus.SENDING  # not done while a row is in flight
+
+
+def test_members_without_a_usable_link_get_a_failed_row_saying_why(
+    webinar, subscribers, smtp_settings, smtp_server
+):
+    from django.utils import timezone
+
+    members, people = subscribers
+    # A revoked link for one member; an address generate_links refuses for another.
+    revoked = make_link_holders(webinar, 1)[0]
+    PersonalLink.objects.filter(pk=revoked.pk).update(
+        email="sub1@example.org",
+        email_normalized="sub1@example.org",
+        revoked_at=timezone.now(),
+    )
+    Subscriber.objects.filter(pk=people[2].pk).update(
+        email="not-an-address", email_normalized="not-an-address", name=""
+    )
+    mailing = create_mailing(webinar, subject="Hi", body_html="", audience=members)
+    assert start_mailing(mailing, enqueue=False) == 2
+    rows = {
+        r.email_normalized: r for r in MailingRecipient.objects.filter(mailing=mailing)
+    }
+    assert rows["sub1@example.org"].status == RecipientStatus.FAILED
+    assert "revoked or expired" in rows["sub1@example.org"].last_error
+    assert rows["not-an-address"].status == RecipientStatus.FAILED
+    assert rows["not-an-address"].last_error.startswith("No personal link")
+    call_command("paidwebinar_send", str(mailing.pk), "--sync")
+    assert set(smtp_server.by_recipient()) == {"sub0@example.org", "sub3@example.org"}

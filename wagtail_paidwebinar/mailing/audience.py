@@ -73,7 +73,7 @@ def _links_by_email(webinar_id: int, emails: list[str]) -> dict[str, PersonalLin
     found: dict[str, PersonalLink] = {}
     for link in PersonalLink.objects.filter(
         webinar_id=webinar_id, email_normalized__in=emails
-    ).only("pk", "email_normalized", "revoked_at", "expires_at"):
+    ).only("pk", "name", "email_normalized", "revoked_at", "expires_at"):
         found[link.email_normalized] = link
     return found
 
@@ -101,7 +101,8 @@ def _chunk_rows(mailing, webinar, chunk, user, generate_links):
             mailing_id=mailing.pk,
             email=email,
             email_normalized=key,
-            name=name,
+            # A subscriber without a name is greeted with their link's name.
+            name=name or (link.name if link is not None else ""),
             subscriber_id=sub_pk,
         )
         if link is None:
