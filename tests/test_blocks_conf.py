@@ -69,3 +69,22 @@ def test_bad_base_url_is_a_system_check_error(settings):
     settings.WAGTAIL_PAIDWEBINAR_BASE_URL = "example.com"
     errors = [e for e in run_checks() if e.id == "wagtail_paidwebinar.E001"]
     assert errors and "https://" in errors[0].msg
+
+
+@pytest.mark.django_db
+def test_absolute_page_url_uses_base_url_and_survives_orphan_pages(settings, webinar):
+    from wagtail.models import Site
+
+    from wagtail_paidwebinar.utils import absolute_page_url
+
+    assert absolute_page_url(webinar) == "https://webinars.example.com" + webinar.url
+    settings.WAGTAIL_PAIDWEBINAR_BASE_URL = ""
+    site = Site.objects.get(is_default_site=True)
+    assert absolute_page_url(webinar) == site.root_url + webinar.url
+    Site.objects.all().delete()
+    Site.clear_site_root_paths_cache()
+    webinar.refresh_from_db()
+    webinar = type(webinar).objects.get(pk=webinar.pk)
+    assert absolute_page_url(webinar).endswith(webinar.url_path), absolute_page_url(
+        webinar
+    )
