@@ -113,6 +113,7 @@ def test_second_browser_is_refused(browser, anna):
     assert response.status_code == 403
     body = response.content.decode()
     assert "already in use on another device" in body
+    assert 'href="mailto:webinars@example.com"' in body  # whom to contact
     assert ROOM_WORD not in body
     assert claim(second, anna).status_code == 403
     assert LinkDevice.objects.filter(link=anna).count() == 1

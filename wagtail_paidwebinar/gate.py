@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -222,15 +223,20 @@ def render_gate_page(
 
 
 def organiser_email(request: HttpRequest) -> str:
-    """Whom a refused visitor should write to: the mailing settings' reply-to/from."""
+    """Whom a refused visitor should write to: the "Webinar mailing" site setting's
+    reply-to or from address, else the address in DEFAULT_FROM_EMAIL."""
     try:
         from .models import MailingSettings
 
         mailing = MailingSettings.for_request(request)
-        return mailing.reply_to or mailing.from_email or ""
+        address = mailing.reply_to or mailing.from_email or ""
     except Exception:  # noqa: BLE001 - a refusal page must render whatever happens
         logger.debug("Gate: no organiser e-mail", exc_info=True)
-        return ""
+        address = ""
+    if not address:
+        address = parseaddr(getattr(settings, "DEFAULT_FROM_EMAIL", "") or "")[1]
+    # Django's own default is no address anyone can write to.
+    return "" if address.endswith("@localhost") else address
 
 
 def claim(
