@@ -23,7 +23,9 @@ from wagtail_paidwebinar.models import (
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
+    # serialized_rollback: the flush after a transactional test removes the Site and
+    # root page that migrations created; restore them for the next test.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed"),
 ]
 
