@@ -231,6 +231,8 @@ def e2e_site(live_url, settings):
     """The example site on the live server: links and e-mails point at it."""
     settings.WAGTAIL_PAIDWEBINAR_BASE_URL = live_url
     settings.WAGTAILADMIN_BASE_URL = live_url
+    # No network here: Wagtail's default avatar instead of a broken gravatar image.
+    settings.WAGTAIL_GRAVATAR_PROVIDER_URL = None
     parts = urlsplit(live_url)
     Site.objects.filter(is_default_site=True).update(
         hostname=parts.hostname, port=parts.port
