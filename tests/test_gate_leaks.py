@@ -176,3 +176,24 @@ def test_materials_for_other_webinar_grant_refused(
     b = browser()
     claim(b, link)
     assert b.get(material_url(material_webinar, document)).status_code == 404
+
+
+@pytest.mark.urls("tests.gate_api_urls")
+def test_plugin_api_endpoint_hides_hidden_webinars(client, searchable, index):
+    hidden = make_webinar(
+        index,
+        title="Hidden API",
+        slug="hidden-api",
+        intro=f"<p>{TEASER_WORD} hidden</p>",
+        hide_from_search_engines=True,
+    )
+    query = {"type": "wagtail_paidwebinar.WebinarPage", "fields": "*"}
+    listing = client.get("/api/v2/pages/", query).json()
+    ids = [item["id"] for item in listing["items"]]
+    assert searchable.pk in ids
+    assert hidden.pk not in ids
+    assert ROOM_WORD not in str(listing)
+    assert client.get(f"/api/v2/pages/{hidden.pk}/").status_code == 404
+    assert client.get(f"/api/v2/pages/{searchable.pk}/").status_code == 200
+    untyped = client.get("/api/v2/pages/").json()
+    assert hidden.pk not in [item["id"] for item in untyped["items"]]
