@@ -193,7 +193,7 @@ def test_ten_thousand_lines_in_one_transaction(webinar):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_batches_with_the_same_email_make_one_link(index):
     """Two editors paste the same person at the same moment: one link, one duplicate."""
     if connection.vendor != "postgresql":
