@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from django.db import connections
 
 from tests.fixtures_gate import ROOM_WORD, make_link, room_blocks
 from tests.utils import make_index, make_webinar
@@ -33,6 +34,10 @@ def chromium(monkeypatch):
             yield browser
         finally:
             browser.close()
+            # ORM calls made while Playwright's loop runs get their own connection
+            # (Django's connections are context-local); close it, or PostgreSQL
+            # cannot drop the test database at the end.
+            connections.close_all()
 
 
 def test_one_person_per_link_in_real_browsers(live_server, chromium):
