@@ -65,12 +65,14 @@ class WebinarIndexPage(Page):
         """Live webinars: upcoming and running first (soonest first), then past ones
         (most recent first)."""
         now = timezone.now()
-        pages = list(
-            WebinarPage.objects.child_of(self).live().select_related("image")
+        pages = list(WebinarPage.objects.child_of(self).live().select_related("image"))
+        upcoming = sorted(
+            (p for p in pages if p.ends_at >= now), key=lambda p: p.starts_at
         )
-        upcoming = sorted((p for p in pages if p.ends_at >= now), key=lambda p: p.starts_at)
         past = sorted(
-            (p for p in pages if p.ends_at < now), key=lambda p: p.starts_at, reverse=True
+            (p for p in pages if p.ends_at < now),
+            key=lambda p: p.starts_at,
+            reverse=True,
         )
         return upcoming + past
 
