@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -182,6 +183,11 @@ def send_batch(
     # CPU work overlaps the network round trips instead of adding to them.
     builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
     fast = isinstance(connection, SMTPBackend)
+    # With the default 5 ms GIL switch interval the sending thread, woken by the
+    # server's reply, waits for the builder to finish; a short interval lets it
+    # send at once (measured: ~10 % more messages/s). Restored below.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, 0.0002))
 
     def prepare(row: tuple):
         return builder.submit(
@@ -232,6 +238,7 @@ def send_batch(
             claimed = ledger.claim(mailing_id, next_id)
     finally:
         builder.shutdown(wait=True, cancel_futures=True)
+        sys.setswitchinterval(switch_interval)
         relaxed()
         try:
             connection.close()
