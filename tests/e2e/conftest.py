@@ -145,10 +145,26 @@ class Browsers:
             context.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed:
+        item.e2e_failed = True
+    return report
+
+
 @pytest.fixture
-def browsers(browser, e2e_site):
+def browsers(request, browser, e2e_site, shots):
     opened = Browsers(browser, e2e_site.url)
     yield opened
+    if getattr(request.node, "e2e_failed", False):
+        # What each browser showed when the test failed (CI keeps the folder).
+        for i, context in enumerate(opened.contexts):
+            for j, page in enumerate(context.pages):
+                path = shots(page, f"FAILED-{request.node.name}-{i}-{j}")
+                print(f"browser {i}, page {j}: {page.url} -> {path}")
+        if opened.page_errors:
+            print("JavaScript errors:", *opened.page_errors, sep="\n  ")
     opened.close()
 
 
@@ -233,6 +249,10 @@ def e2e_site(live_url, settings):
     settings.WAGTAILADMIN_BASE_URL = live_url
     # No network here: Wagtail's default avatar instead of a broken gravatar image.
     settings.WAGTAIL_GRAVATAR_PROVIDER_URL = None
+    # Wagtail 8 autosaves a new page as a draft, at a moment the test cannot know; a
+    # Publish click racing it creates the page twice ("slug already in use"). The
+    # journeys test the plugin, so they publish without autosave.
+    settings.WAGTAIL_AUTOSAVE_INTERVAL = 0
     parts = urlsplit(live_url)
     Site.objects.filter(is_default_site=True).update(
         hostname=parts.hostname, port=parts.port
