@@ -135,6 +135,7 @@ def send_batch(
     ``schedule_retries``, into a job scheduled after the next RETRY_DELAYS entry;
     without it (``paidwebinar_send --sync``) the caller retries them."""
     counts: dict = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+    started = time.monotonic()
     Mailing.objects.filter(pk=mailing_id, status=MailingStatus.QUEUED).update(
         status=MailingStatus.SENDING
     )
@@ -177,6 +178,7 @@ def send_batch(
 
     retry: list[int] = []
     last_error = ""
+    setup_seconds = time.monotonic() - started
     relaxed = _relax_commit()
     # A builder thread renders and serialises the next message while this one
     # waits for the SMTP server's replies (socket waits release the GIL), so the
@@ -251,6 +253,18 @@ def send_batch(
         if schedule_retries:
             _retry_later(mailing_id, retry, attempt, last_error)
     ledger.finish_if_complete(mailing_id)
+    logger.info(
+        "Mailing %s: batch of %d: sent %d, failed %d, retry %d, skipped %d "
+        "in %.2f s (setup %.2f s)",
+        mailing_id,
+        len(rows),
+        counts["sent"],
+        counts["failed"],
+        counts["retry"],
+        counts["skipped"],
+        time.monotonic() - started,
+        setup_seconds,
+    )
     return counts
 
 
