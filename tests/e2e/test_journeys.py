@@ -242,7 +242,7 @@ def test_editor_invites_and_visitor_joins(e2e_site, browsers, delivery, shots):
     expect(visitor.get_by_role("alert")).to_contain_text("not right")
     assert_accessible_basics(visitor)
     visitor.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.get_by_role("button", name="Enter the room").click()
+    visitor.get_by_label("Password", exact=True).press("Enter")  # keyboard submit
     expect(visitor.get_by_role("heading", name="Webinar room")).to_be_visible()
     expect(visitor.locator(".pw-room")).to_contain_text(SECRET)
     assert_accessible_basics(visitor)
@@ -287,6 +287,12 @@ def test_editor_invites_and_visitor_joins(e2e_site, browsers, delivery, shots):
     expect(visitor.locator("body")).not_to_contain_text(SECRET)
     assert_accessible_basics(visitor)
     shots(visitor, "10-refused-revoked")
+
+    # The site search never finds the page by a word that is only in its room.
+    visitor.goto("/search/?query=measuring")  # a teaser word: the search works
+    expect(visitor.locator("body")).to_contain_text(webinar.title)
+    visitor.goto(f"/search/?query={SECRET}")
+    expect(visitor.locator("body")).not_to_contain_text(webinar.title)
 
     assert not browsers.page_errors
 
