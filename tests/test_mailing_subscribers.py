@@ -214,6 +214,15 @@ def test_send_test_and_preview(webinar, smtp_settings, smtp_server, superuser):
     preview = render_preview(mailing, links[0])
     assert preview.subject == "Hi Anna"
     assert links[0].get_url() in preview.html
+    # Without a link, a test send never carries a participant's working link.
+    send_test(mailing, "editor@example.com", user=superuser)
+    body = "".join(
+        part.get_content()
+        for part in smtp_server.messages[1].walk()
+        if part.get_content_type() in ("text/plain", "text/html")
+    )
+    assert "?access=0." in body
+    assert not any(link.token in body for link in links)
     smtp_server.stop()
     with pytest.raises(MailingError):
         send_test(mailing, "editor@example.com")

@@ -208,6 +208,22 @@ def retry_failed(mailing: Mailing) -> int:
     return len(failed)
 
 
+def sample_link(webinar, user=None) -> PersonalLink:
+    """An unsaved stand-in for a personal link, for test sends.
+
+    Never a participant's real link: an editor clicking "Join" in a test e-mail would
+    otherwise bind that person's link to the editor's browser (and an editor without
+    ``view_personal_link_url`` would receive a working personal URL). Id 0 makes a
+    well-formed token the gate always refuses.
+    """
+    from django.utils.translation import gettext as _
+
+    name = ((user.get_full_name() if user is not None else "") or "").strip()
+    return PersonalLink(
+        pk=0, webinar=webinar, name=name or _("Test participant"), salt="sample"
+    )
+
+
 def send_test(
     mailing: Mailing,
     to_email: str,
@@ -216,22 +232,16 @@ def send_test(
     link: PersonalLink | None = None,
 ) -> str:
     """Send the mailing to ``to_email`` now (no queue, no ledger row), rendered as a
-    sample participant would get it: with ``link`` or the webinar's first link, else
-    an example link. Returns the Message-ID; raises :class:`MailingError` (from the
+    sample participant would get it: with ``link``, else a :func:`sample_link` the
+    gate refuses. Returns the Message-ID; raises :class:`MailingError` (from the
     cause) when the message cannot be built or sent."""
     from django.core.mail import get_connection
     from django.utils.translation import gettext as _
 
     template = build_template(mailing)
     webinar = mailing.webinar
-    link = link or PersonalLink.objects.filter(webinar_id=webinar.pk).first()
-    name = (
-        link.name
-        if link
-        else (user.get_full_name() if user is not None else "") or _("Participant")
-    )
-    url = link.get_url() if link else _("(personal link)")
-    rendered = personalise(template, name=name, link=url)
+    link = link or sample_link(webinar, user)
+    rendered = personalise(template, name=link.name, link=link.get_url())
     rendered = type(rendered)(
         subject=_("[Test] %(subject)s") % {"subject": rendered.subject},
         html=rendered.html,
@@ -253,6 +263,7 @@ def send_test(
 
 
 __all__ = [
+    "sample_link",
     "cancel_mailing",
     "create_mailing",
     "pause_mailing",

@@ -30,7 +30,7 @@ from ..csvutils import csv_response
 from ..forms.invitations import SubscriberImportForm
 from ..forms.subscriber_import import import_subscribers, parse_subscriber_csv
 from ..mailing.render import build_template
-from ..models import Mailing, MailingStatus, PersonalLink, RecipientStatus, Subscriber
+from ..models import Mailing, MailingStatus, RecipientStatus, Subscriber
 from . import mailing_audience as audience
 
 logger = logging.getLogger(__name__)
@@ -430,18 +430,6 @@ class MailingPreviewFrameView(MailingPreviewView):
         return response
 
 
-def sample_link(mailing: Mailing, user) -> PersonalLink:
-    """An unsaved stand-in for a personal link, for test sends.
-
-    Never a participant's real link: an editor clicking "Join" in a test e-mail would
-    otherwise bind that person's link to the editor's browser (and an editor without
-    ``view_personal_link_url`` would receive a working personal URL). Id 0 makes a
-    well-formed token the gate always refuses.
-    """
-    name = (user.get_full_name() or "").strip() or str(_("Test participant"))
-    return PersonalLink(pk=0, webinar=mailing.webinar, name=name, salt="sample")
-
-
 class MailingTestSendView(MailingView):
     http_method_names = ["post"]
 
@@ -464,7 +452,6 @@ class MailingTestSendView(MailingView):
                 self.mailing,
                 to_email,
                 user=request.user,
-                link=sample_link(self.mailing, request.user),
             )
         except SEND_ERRORS as exc:
             logger.warning("Test send of mailing %s failed: %s", self.mailing.pk, exc)
