@@ -76,8 +76,8 @@ class ParseResult:
 
 
 def normalize_email(email: str) -> str:
-    """The form used for uniqueness: NFC and lower case ("" stays "")."""
-    return unicodedata.normalize("NFC", email).strip().lower()
+    """The key e-mails are compared by: NFC, stripped, lower-cased ("" for none)."""
+    return unicodedata.normalize("NFC", email or "").strip().lower()
 
 
 def normalize_name(name: str) -> str:

@@ -9,8 +9,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 
 from ..csvutils import read_upload
 from ..models import Subscriber, SubscriberList, WebinarPage
-from ..models.mailing import normalize_email
-from ..parsing import BIDI_CONTROLS, LineIssue, validate_entry
+from ..parsing import BIDI_CONTROLS, LineIssue, normalize_email, validate_entry
 
 # Largest CSV accepted by the import (bytes); 100,000 lines of "name,email" fit.
 MAX_IMPORT_BYTES = 10 * 1024 * 1024

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..models import Mailing, MailingRecipient, PersonalLink, RecipientStatus
-from ..models.mailing import normalize_email
+from ..parsing import normalize_email
 
 CHUNK = 2000
 

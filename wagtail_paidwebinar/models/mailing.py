@@ -7,7 +7,6 @@ these models only hold state and small read-only helpers.
 from __future__ import annotations
 
 import secrets
-import unicodedata
 
 from django.conf import settings
 from django.db import models
@@ -17,10 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 
-
-def normalize_email(email: str) -> str:
-    """The key e-mails are compared by: NFC, stripped, lower-cased ("" for none)."""
-    return unicodedata.normalize("NFC", (email or "").strip()).lower()
+from ..parsing import normalize_email
 
 
 def new_unsubscribe_salt() -> str:
