@@ -193,7 +193,7 @@ def test_listings_show_counts(mailing_editor_client, draft_mailing, subscriber_l
     body = mailing_editor_client.get(
         reverse("wagtail_paidwebinar_mailing_modeladmin_index")
     ).content.decode()
-    assert "0 sent, 0 failed of 0" in body
+    assert "0 sent, 0 failed, 0 in total" in body
 
 
 @pytest.mark.parametrize(

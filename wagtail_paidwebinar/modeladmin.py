@@ -278,7 +278,7 @@ class MailingAdmin(ModelAdmin):
     def progress_display(self, obj: Mailing) -> str:
         if obj.status == MailingStatus.DRAFT:
             return ""
-        return _("%(sent)s sent, %(failed)s failed of %(total)s") % {
+        return _("%(sent)s sent, %(failed)s failed, %(total)s in total") % {
             "sent": obj.n_sent,
             "failed": obj.n_failed,
             "total": obj.n_total,

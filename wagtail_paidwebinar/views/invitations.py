@@ -488,7 +488,12 @@ class MailingSendView(MailingView):
         if queued:
             messages.success(
                 request,
-                _("Sending started: %(count)s recipients queued.") % {"count": queued},
+                ngettext(
+                    "Sending started: %(count)s recipient queued.",
+                    "Sending started: %(count)s recipients queued.",
+                    queued,
+                )
+                % {"count": queued},
             )
         else:
             messages.info(
@@ -518,7 +523,11 @@ class MailingActionView(MailingView):
         elif self.action == "resume":
             count = api.resume_mailing(mailing)
             ok = True
-            text = _("Resumed: %(count)s recipients queued.") % {"count": count}
+            text = ngettext(
+                "Resumed: %(count)s recipient queued.",
+                "Resumed: %(count)s recipients queued.",
+                count,
+            ) % {"count": count}
         elif self.action == "cancel":
             ok = api.cancel_mailing(mailing)
             text = _("Cancelled.") if ok else _("The mailing had already finished.")
@@ -526,7 +535,12 @@ class MailingActionView(MailingView):
             count = api.retry_failed(mailing)
             ok = bool(count)
             text = (
-                _("%(count)s failed recipients queued again.") % {"count": count}
+                ngettext(
+                    "%(count)s failed recipient queued again.",
+                    "%(count)s failed recipients queued again.",
+                    count,
+                )
+                % {"count": count}
                 if count
                 else _("No failed recipients to retry.")
             )
