@@ -75,7 +75,9 @@ def browser():
     reason = _missing_browser()
     if reason:
         _unavailable(reason)
-    from playwright.sync_api import Error, sync_playwright
+    from playwright.sync_api import Error, expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)  # its own default is 5 s
 
     # Playwright's sync API runs an asyncio loop on this thread, and Django's ORM
     # refuses to run under a running loop (SynchronousOnlyOperation). The test body
