@@ -12,6 +12,8 @@
   }
   var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   document.querySelectorAll("[data-pw-localtime-for]").forEach(function (el) {
+    // Same zone as the webinar's: the line would only repeat the start time.
+    if (zone && el.getAttribute("data-pw-zone") === zone) return;
     var when = new Date(el.getAttribute("data-pw-localtime-for"));
     if (isNaN(when)) return;
     el.querySelector("span").textContent = fmt.format(when) + (zone ? " (" + zone + ")" : "");
