@@ -28,36 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "example_site")]
 
+from scratch_db import drop_database, setup_database  # noqa: E402
+
 BENCH_DB = "pw_bench_gate"
-
-
-def _pg_admin(url: str, sql: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def setup_database() -> tuple[str, str | None]:
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgres://", "postgresql://")):
-        parts = urlsplit(url)
-        bench_url = urlunsplit(parts._replace(path="/" + BENCH_DB))
-        _pg_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        _pg_admin(url, f"CREATE DATABASE {BENCH_DB}")
-        os.environ["DATABASE_URL"] = bench_url
-        return "postgresql", url
-    path = Path(tempfile.gettempdir()) / f"{BENCH_DB}.sqlite3"
-    path.unlink(missing_ok=True)
-    os.environ["DATABASE_URL"] = f"sqlite:///{path}"
-    return "sqlite", None
 
 
 def main() -> None:
@@ -67,7 +44,7 @@ def main() -> None:
     parser.add_argument("--password", action="store_true", help="room password too")
     args = parser.parse_args()
 
-    backend, admin_url = setup_database()
+    backend, admin_url = setup_database(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DJANGO_DEBUG"] = "0"
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
@@ -179,8 +156,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
     finally:
         connections.close_all()
-        if admin_url:
-            _pg_admin(admin_url, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        drop_database(BENCH_DB, admin_url)
 
 
 if __name__ == "__main__":

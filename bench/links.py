@@ -15,40 +15,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "example_site")]
 
+from scratch_db import drop_database, setup_database  # noqa: E402
+
 BENCH_DB = "pw_bench_links"
-
-
-def _pg_admin(url: str, sql: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def setup_database() -> tuple[str, str | None]:
-    """Point DATABASE_URL at a scratch database; returns (backend, pg url or None)."""
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgres://", "postgresql://")):
-        parts = urlsplit(url)
-        bench_url = urlunsplit(parts._replace(path="/" + BENCH_DB))
-        _pg_admin(url, f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        _pg_admin(url, f"CREATE DATABASE {BENCH_DB}")
-        os.environ["DATABASE_URL"] = bench_url
-        return "postgresql", url
-    path = Path(tempfile.gettempdir()) / f"{BENCH_DB}.sqlite3"
-    path.unlink(missing_ok=True)
-    os.environ["DATABASE_URL"] = f"sqlite:///{path}"
-    return "sqlite", None
 
 
 def paste(count: int, prefix: str) -> str:
@@ -63,7 +38,7 @@ def paste(count: int, prefix: str) -> str:
 
 
 def main() -> dict:
-    backend, pg_url = setup_database()
+    backend, pg_url = setup_database(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
@@ -136,8 +111,7 @@ def main() -> dict:
         return figures
     finally:
         connection.close()
-        if pg_url:
-            _pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        drop_database(BENCH_DB, pg_url)
 
 
 if __name__ == "__main__":
