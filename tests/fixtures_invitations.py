@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.utils import make_user
+from tests.utils import embedded_queue_config, make_user
 from wagtail_paidwebinar.actions import generate_links
 from wagtail_paidwebinar.models import Subscriber, SubscriberList
 
@@ -86,22 +86,9 @@ INVITATIONS_QUEUE = "paidwebinar-invitations-inline"
 def invitations_queue(settings):
     """The embedded default (fakeredis, ASYNC False: jobs run inline when the
     transaction commits) under its own name, even when REDIS_URL is set."""
-    import fakeredis
-    import redis
     from django_rq import settings as rq_settings
 
-    rq_settings.QUEUES[INVITATIONS_QUEUE] = {
-        "HOST": "fake",
-        "PORT": 0,
-        "DB": 0,
-        "ASYNC": False,
-        "REDIS_CLIENT_KWARGS": {
-            "connection_pool": redis.ConnectionPool(
-                connection_class=fakeredis.FakeRedisConnection,
-                server=fakeredis.FakeServer(),
-            )
-        },
-    }
+    rq_settings.QUEUES[INVITATIONS_QUEUE] = embedded_queue_config()
     settings.WAGTAIL_PAIDWEBINAR_QUEUE = INVITATIONS_QUEUE
     yield INVITATIONS_QUEUE
     rq_settings.QUEUES.pop(INVITATIONS_QUEUE, None)

@@ -18,6 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
 
+from tests.utils import embedded_queue_config
 from wagtail_paidwebinar.models import PersonalLink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,22 +110,9 @@ def smtp_settings(settings, smtp_server):
 def inline_queue(settings):
     """The embedded default queue (fakeredis, ASYNC False) under its own name, so the
     inline path is tested even when REDIS_URL points the site's queues at Redis."""
-    import fakeredis
-    import redis
     from django_rq import settings as rq_settings
 
-    rq_settings.QUEUES[INLINE_QUEUE] = {
-        "HOST": "fake",
-        "PORT": 0,
-        "DB": 0,
-        "ASYNC": False,
-        "REDIS_CLIENT_KWARGS": {
-            "connection_pool": redis.ConnectionPool(
-                connection_class=fakeredis.FakeRedisConnection,
-                server=fakeredis.FakeServer(),
-            )
-        },
-    }
+    rq_settings.QUEUES[INLINE_QUEUE] = embedded_queue_config()
     settings.WAGTAIL_PAIDWEBINAR_QUEUE = INLINE_QUEUE
     yield INLINE_QUEUE
     rq_settings.QUEUES.pop(INLINE_QUEUE, None)

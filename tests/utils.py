@@ -57,3 +57,23 @@ def make_user(username="editor", *, superuser=False, perms=(), admin_access=True
 
 def editors_group() -> Group:
     return Group.objects.get(name="Editors")
+
+
+def embedded_queue_config() -> dict:
+    """The example site's embedded django-rq queue: fakeredis, jobs run inline
+    (``ASYNC: False``) when the transaction commits."""
+    import fakeredis
+    import redis
+
+    return {
+        "HOST": "fake",
+        "PORT": 0,
+        "DB": 0,
+        "ASYNC": False,
+        "REDIS_CLIENT_KWARGS": {
+            "connection_pool": redis.ConnectionPool(
+                connection_class=fakeredis.FakeRedisConnection,
+                server=fakeredis.FakeServer(),
+            )
+        },
+    }
