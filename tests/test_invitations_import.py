@@ -173,8 +173,11 @@ def test_binary_and_empty_uploads_are_refused_politely(mailing_editor_client):
 
 
 def test_paste_import(mailing_editor_client):
-    post_import(mailing_editor_client, text="Anna,anna@example.com")
+    response = post_import(mailing_editor_client, text="Anna,anna@example.com")
     assert Subscriber.objects.filter(email="anna@example.com").exists()
+    # The report is shown; the form is empty again, so "Import" twice sends nothing.
+    assert "Imported 1 new subscriber" in response.content.decode()
+    assert not response.context["form"].is_bound
 
 
 # --- export ---------------------------------------------------------------------

@@ -163,6 +163,9 @@ class SubscriberImportView(InvitationsView):
                 )
                 % {"created": result.created, "existing": len(result.existing)},
             )
+            # The report stays on the page; the form starts empty so a second click
+            # on "Import" does not send the same rows again.
+            form = SubscriberImportForm()
         elif result.error:
             messages.error(request, result.error)
         elif parsed.errors:
