@@ -138,8 +138,14 @@ def import_subscribers(page, shots) -> None:
     page.fill("#id_text", SUBSCRIBERS_CSV)
     page.fill("#id_new_list_name", "Paid on the website")
     page.locator("main form button[type=submit]").click()
-    expect(page.locator("main")).to_contain_text("Ewa Kowalska")
+    expect(page.locator("body")).to_contain_text(
+        re.compile(r"Imported \d+ new subscribers?")
+    )
     shots(page, "04-subscribers-imported")
+    # The form is empty again; the people are in the listing.
+    expect(page.locator("#id_text")).to_have_value("")
+    menu(page, "Invitations", "Subscribers")
+    expect(page.locator("main")).to_contain_text("Ewa Kowalska")
 
 
 def send_invitation(page, webinar, delivery, shots) -> None:
