@@ -242,7 +242,7 @@ def build_template(mailing: Mailing) -> MailingTemplate:
         msgid_domain=parseaddr(from_email)[1].rpartition("@")[2] or host,
         list_unsubscribe=mailing.subscriber_list_id is not None,
         unsubscribe_html=(
-            f'<br><a href="{ph["unsubscribe"]}" style="color:#7b8794">'
+            f'<br><a href="{ph["unsubscribe"]}" style="color:#52606d">'
             f"{escape(unsubscribe_label)}</a>"
         ),
         unsubscribe_text=f"\n{unsubscribe_label}: {ph['unsubscribe']}\n",
