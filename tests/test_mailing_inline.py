@@ -3,11 +3,13 @@ and a real SMTP server (aiosmtpd): rendering, headers, ledger, idempotent start.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 
 import icalendar
 import pytest
+from django.db import connection
 from django.utils import timezone
 from wagtail.models import Site
 
@@ -22,6 +24,7 @@ from wagtail_paidwebinar.mailing import (
     start_mailing,
 )
 from wagtail_paidwebinar.models import (
+    Mailing,
     MailingRecipient,
     MailingSettings,
     MailingStatus,
@@ -242,3 +245,46 @@ def test_signature_choice_and_preview(webinar, sending, smtp_server):
     start_mailing(mailing)
     html, text, _ics = parts(smtp_server.messages[0])
     assert "Dr Who, host" in html
+
+
+def test_pause_between_two_messages_stops_before_the_next_data(
+    webinar, sending, smtp_server
+):
+    """Paused while message 5 is being accepted: the next message's transaction
+    (already opened while message 5 was being recorded) is reset, not delivered;
+    nothing is left 'sending'; resume delivers the rest, each once."""
+    links = make_link_holders(webinar, 12)
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    handler = smtp_server.handler
+    accept = handler.handle_DATA
+
+    async def handle_data(server, session, envelope):
+        if len(handler.messages) == 4:  # this is the fifth
+            await asyncio.to_thread(pause)
+        return await accept(server, session, envelope)
+
+    def pause():
+        try:
+            Mailing.objects.filter(pk=mailing.pk).update(status=MailingStatus.PAUSED)
+        finally:
+            connection.close()  # this thread's own connection
+
+    handler.handle_DATA = handle_data
+    start_mailing(mailing)
+    handler.handle_DATA = accept
+
+    progress = mailing.progress()
+    assert len(smtp_server.messages) == 5
+    assert progress["sent"] == 5
+    assert progress["sending"] == 0
+    assert progress["pending"] == 7
+    sent_to = set(
+        MailingRecipient.objects.filter(
+            mailing=mailing, status=RecipientStatus.SENT
+        ).values_list("email", flat=True)
+    )
+    assert sent_to == set(smtp_server.by_recipient())
+
+    assert resume_mailing(mailing) == 7
+    assert smtp_server.by_recipient() == {link.email: 1 for link in links}
+    assert mailing.progress()["sent"] == 12

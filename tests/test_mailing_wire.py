@@ -10,10 +10,10 @@ import pytest
 from django.core.mail.message import BadHeaderError, sanitize_address
 from wagtail.models import Site
 
-from wagtail_paidwebinar.mailing import create_mailing
+from wagtail_paidwebinar.mailing import create_mailing, ics
 from wagtail_paidwebinar.mailing.render import build_template, personalise
 from wagtail_paidwebinar.mailing.send import build_message
-from wagtail_paidwebinar.mailing.wire import MAX_LINE, WireMessage
+from wagtail_paidwebinar.mailing.wire import MAX_LINE, WireMessage, encoded_words
 from wagtail_paidwebinar.models import MailingSettings
 
 LINK = "https://webinars.example.com/webinars/x/?access=12.AbCdEf_-0123456789"
@@ -170,3 +170,27 @@ def test_every_message_is_unique(template):
         for _ in range(50)
     }
     assert len(ids) == 50
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["URL;VALUE=URI:" + "a" * n for n in (0, 60, 61, 62, 135, 136, 300)]
+    + ["DESCRIPTION:" + "żółć " * n for n in (1, 20, 80)],
+)
+def test_ics_fold_keeps_lines_short_and_content_whole(line):
+    folded = ics.fold(line)
+    assert folded.endswith("\r\n")
+    physical = folded[:-2].split("\r\n")
+    assert all(len(part.encode("utf-8")) <= 75 for part in physical)
+    assert all(part.startswith(" ") for part in physical[1:])
+    assert folded[:-2].replace("\r\n ", "") == line
+
+
+@pytest.mark.parametrize(
+    "subject", ["Zaproszenie", "Zażółć gęślą jaźń " * 12, "😀" * 40, "a" * 44 + "ż"]
+)
+def test_subject_encoded_words_decode_to_the_subject(subject):
+    encoded = encoded_words(subject)
+    assert all(len(line.strip()) <= 75 for line in encoded.split(b"\r\n"))
+    message = parse(b"Subject: " + encoded + b"\r\n\r\n")
+    assert message["Subject"] == subject
