@@ -32,12 +32,34 @@ def free_port() -> int:
 
 
 class SinkHandler:
-    """Stores every message; ``codes[address]`` makes RCPT answer with that reply."""
+    """Stores every message; ``codes[address]`` makes RCPT answer with that reply.
+    With ``pipelining`` the server offers PIPELINING (RFC 2920) and counts the MAIL
+    commands that arrived with the RCPT TO already behind them."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
         self.codes: dict[str, str] = {}
         self.lock = threading.Lock()
+        self.pipelining = False
+        self.mail_commands = 0
+        self.pipelined_mail_commands = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # What the client sent after MAIL and before reading its reply is already
+        # in the server's read buffer.
+        unread = bytes(getattr(server._reader, "_buffer", b""))
+        with self.lock:
+            self.mail_commands += 1
+            self.pipelined_mail_commands += b"RCPT TO:" in unread
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         code = self.codes.get(address.lower())

@@ -288,3 +288,38 @@ def test_pause_between_two_messages_stops_before_the_next_data(
     assert resume_mailing(mailing) == 7
     assert smtp_server.by_recipient() == {link.email: 1 for link in links}
     assert mailing.progress()["sent"] == 12
+
+
+def test_pipelining_server_gets_mail_and_rcpt_together(webinar, sending, smtp_server):
+    """A server that offers PIPELINING (RFC 2920) gets MAIL FROM and RCPT TO in one
+    write; a refused address still fails only its own row, a 4xx leaves it pending,
+    and everyone else gets exactly one message."""
+    smtp_server.handler.pipelining = True
+    links = make_link_holders(webinar, 6)
+    smtp_server.handler.codes[links[2].email] = "550 5.1.1 No such user"
+    smtp_server.handler.codes[links[4].email] = "451 4.3.0 Try again later"
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    start_mailing(mailing)
+
+    delivered = {links[i].email: 1 for i in (0, 1, 3, 5)}
+    assert smtp_server.by_recipient() == delivered
+    rows = dict(
+        MailingRecipient.objects.filter(mailing=mailing).values_list("email", "status")
+    )
+    assert rows[links[2].email] == RecipientStatus.FAILED
+    assert rows[links[4].email] == RecipientStatus.PENDING
+    assert "550" in MailingRecipient.objects.get(email=links[2].email).last_error
+    handler = smtp_server.handler
+    assert handler.mail_commands == 6
+    assert handler.pipelined_mail_commands == 6
+
+
+def test_server_without_pipelining_gets_one_command_at_a_time(
+    webinar, sending, smtp_server
+):
+    links = make_link_holders(webinar, 3)
+    mailing = create_mailing(webinar, subject="Hi", body_html="<p>x</p>")
+    start_mailing(mailing)
+    assert smtp_server.by_recipient() == {link.email: 1 for link in links}
+    assert smtp_server.handler.mail_commands == 3
+    assert smtp_server.handler.pipelined_mail_commands == 0

@@ -239,13 +239,13 @@ def _send_rows(
     """The send loop; returns the rows to retry later and the last error.
 
     Each row is claimed before its message is sent and marked sent right after
-    (one statement that also claims the next row). With a pipelined ledger that
-    statement runs while the next message's MAIL FROM and RCPT TO are exchanged,
-    and the next DATA waits for it: still at most one message is out but not yet
-    recorded, the one a crash may send twice."""
+    (one statement that also claims the next row). Over SMTP the transaction is
+    opened (MAIL FROM, RCPT TO) before the claim's result is needed; with a
+    pipelined ledger the statement runs meanwhile, and the DATA — delivery —
+    always waits for it: at most one message is out but not yet recorded, the one
+    a crash may send twice."""
     retry: list[int] = []
     last_error = ""
-    smtp = connection.connection if book.pipelined else None
     claim = book.submit(ledger.claim, mailing_id, rows[0][0])
     upcoming = prepare(rows[0])
     for index, row in enumerate(rows):
@@ -254,7 +254,8 @@ def _send_rows(
         if next_id is not None:
             upcoming = prepare(rows[index + 1])
         opened: BaseException | bool = False
-        if smtp is not None and prepared.quoted is not None:
+        smtp = connection.connection if prepared.quoted is not None else None
+        if smtp is not None:
             from_email, recipients = prepared.quoted
             size = len(prepared.envelope[2])
             try:

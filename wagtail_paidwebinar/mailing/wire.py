@@ -225,20 +225,37 @@ def open_transaction(smtp, from_addr: str, to_addrs: list[str], size: int) -> No
     """MAIL FROM and RCPT TO: the first half of ``smtplib.SMTP.sendmail``, for
     addresses already quoted (``smtplib.quoteaddr``, done off the sending path).
 
-    Nothing is delivered until :func:`finish_transaction` sends the data, so the
-    caller may do other work (record the previous message) in between. Raises
-    what sendmail raises (after RSET, or closing on 421)."""
+    When the server offers PIPELINING (RFC 2920; Postfix, Exim and the big relays
+    do), the commands go out together and their replies are read afterwards: one
+    round trip instead of 1 + recipients. Nothing is delivered until
+    :func:`finish_transaction` sends the data, so the caller may do other work
+    (record the previous message) in between. Raises what sendmail raises (after
+    RSET, or closing on 421)."""
     smtp.ehlo_or_helo_if_needed()
-    size_option = f" size={size}" if smtp.does_esmtp and smtp.has_extn("size") else ""
-    smtp.putcmd("mail", f"FROM:{from_addr}{size_option}")
-    code, resp = smtp.getreply()
+    esmtp = smtp.does_esmtp
+    size_option = f" size={size}" if esmtp and smtp.has_extn("size") else ""
+    mail = f"MAIL FROM:{from_addr}{size_option}"
+    rcpts = [f"RCPT TO:{address}" for address in to_addrs]
+    if any("\r" in command or "\n" in command for command in (mail, *rcpts)):
+        raise ValueError("Line break in an SMTP command")  # as smtplib.putcmd
+    if esmtp and smtp.has_extn("pipelining"):
+        smtp.send("".join(f"{command}\r\n" for command in (mail, *rcpts)))
+        replies = [smtp.getreply() for _command in range(1 + len(rcpts))]
+    else:
+        smtp.putcmd(mail)
+        replies = [smtp.getreply()]
+        if replies[0][0] == 250:
+            for command in rcpts:
+                smtp.putcmd(command)
+                replies.append(smtp.getreply())
+                if replies[-1][0] == 421:
+                    break
+    code, resp = replies[0]
     if code != 250:
         _reset(smtp, code)
         raise smtplib.SMTPSenderRefused(code, resp, from_addr)
     refused = {}
-    for address in to_addrs:
-        smtp.putcmd("rcpt", f"TO:{address}")
-        code, resp = smtp.getreply()
+    for address, (code, resp) in zip(to_addrs, replies[1:], strict=False):
         if code not in (250, 251):
             refused[address] = (code, resp)
         if code == 421:
