@@ -286,3 +286,42 @@ def test_members_without_a_usable_link_get_a_failed_row_saying_why(
     assert rows["not-an-address"].last_error.startswith("No personal link")
     call_command("paidwebinar_send", str(mailing.pk), "--sync")
     assert set(smtp_server.by_recipient()) == {"sub0@example.org", "sub3@example.org"}
+
+
+def test_link_holders_and_a_list_one_row_per_address_the_holders_kept(
+    webinar,
+    subscribers,
+    smtp_settings,
+    inline_queue,
+    smtp_server,
+    django_capture_on_commit_callbacks,
+):
+    members, people = subscribers
+    holders = make_link_holders(webinar, 3, names=["Ewa", "Fryderyk", "Grażyna"])
+    # Dorota is a member and already holds a link, under another name.
+    PersonalLink.objects.filter(pk=holders[0].pk).update(
+        email="Sub3@Example.org", email_normalized="sub3@example.org"
+    )
+    mailing = create_mailing(
+        webinar,
+        subject="Hello {{ name }}",
+        body_html="<p>Hi</p>",
+        audience=["link_holders", members],
+    )
+    assert run_start(mailing, django_capture_on_commit_callbacks) == 6
+
+    rows = {
+        row.email_normalized: row
+        for row in MailingRecipient.objects.filter(mailing=mailing)
+    }
+    assert len(rows) == 6
+    kept = rows["sub3@example.org"]
+    assert (kept.name, kept.link_id, kept.subscriber_id) == ("Ewa", holders[0].pk, None)
+    assert kept.email == "Sub3@Example.org"
+    assert rows[holders[1].email_normalized].name == "Fryderyk"
+    assert rows["sub0@example.org"].subscriber_id == people[0].pk
+    for row in rows.values():
+        assert row.status == RecipientStatus.SENT
+        assert row.attempts == 1
+        assert row.message_id and row.sent_at is not None
+    assert sorted(smtp_server.by_recipient().values()) == [1] * 6

@@ -107,8 +107,11 @@ def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
         mailing.frozen_render = {}
         mailing.frozen_render = build_template(mailing).to_dict()
         mailing.save(update_fields=["ics_sequence", "frozen_render"])
+        # Link holders first: for an address that is both, their row is kept.
+        if mailing.include_link_holders:
+            ledger.insert_link_holders(mailing)
         ledger.insert_rows(
-            audience.resolve(mailing, user=_real_user(user) or mailing.created_by)
+            audience.list_members(mailing, user=_real_user(user) or mailing.created_by)
         )
         ids = ledger.pending_ids(mailing.pk)
         if enqueue:

@@ -19,7 +19,7 @@ from ..parsing import normalize_email
 CHUNK = 2000
 
 
-def _valid_links(webinar_id: int, now):
+def valid_links(webinar_id: int, now):
     return (
         PersonalLink.objects.filter(webinar_id=webinar_id, revoked_at__isnull=True)
         .exclude(email_normalized="")
@@ -31,7 +31,7 @@ def link_holders(mailing: Mailing) -> Iterator[MailingRecipient]:
     """The webinar's links with an e-mail, neither revoked nor expired."""
     now = timezone.now()
     rows = (
-        _valid_links(mailing.webinar_id, now)
+        valid_links(mailing.webinar_id, now)
         .order_by("pk")
         .values_list("pk", "name", "email", "email_normalized")
     )
