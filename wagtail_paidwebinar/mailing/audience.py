@@ -20,29 +20,13 @@ CHUNK = 2000
 
 
 def valid_links(webinar_id: int, now):
+    """The webinar's links with an e-mail, neither revoked nor expired: the
+    audience "link holders" (ledger.insert_link_holders turns them into rows)."""
     return (
         PersonalLink.objects.filter(webinar_id=webinar_id, revoked_at__isnull=True)
         .exclude(email_normalized="")
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
     )
-
-
-def link_holders(mailing: Mailing) -> Iterator[MailingRecipient]:
-    """The webinar's links with an e-mail, neither revoked nor expired."""
-    now = timezone.now()
-    rows = (
-        valid_links(mailing.webinar_id, now)
-        .order_by("pk")
-        .values_list("pk", "name", "email", "email_normalized")
-    )
-    for pk, name, email, email_normalized in rows.iterator(chunk_size=CHUNK):
-        yield MailingRecipient(
-            mailing_id=mailing.pk,
-            email=email,
-            email_normalized=email_normalized or normalize_email(email),
-            name=name,
-            link_id=pk,
-        )
 
 
 def list_members(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
@@ -119,12 +103,3 @@ def _chunk_rows(mailing, webinar, chunk, user, generate_links):
         else:
             row.link_id = link.pk
         yield row
-
-
-def resolve(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
-    """Every recipient of ``mailing`` as unsaved ledger rows (may repeat an address:
-    the ledger's unique constraint keeps the first, i.e. the link holder's)."""
-    if mailing.include_link_holders:
-        yield from link_holders(mailing)
-    if mailing.subscriber_list_id is not None:
-        yield from list_members(mailing, user=user)

@@ -34,7 +34,7 @@ def insert_rows(rows: Iterable[MailingRecipient]) -> None:
 
 
 def insert_link_holders(mailing: Mailing) -> None:
-    """The webinar's link holders (see :func:`.audience.link_holders`) as ledger
+    """The webinar's link holders (:func:`.audience.valid_links`) as ledger
     rows in ONE statement, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, instead
     of a model instance and a bulk_create parameter set per row: the editor who
     presses Send waits for this (a 10,000-recipient start took 1.9–2.1 s with

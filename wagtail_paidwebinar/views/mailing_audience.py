@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..conf import get_setting
+from ..mailing import audience
 from ..models import Mailing, MailingRecipient, PersonalLink, Subscriber
 from ..utils import absolute_page_url
 
@@ -50,14 +51,8 @@ def has_ledger(mailing: Mailing) -> bool:
 
 def valid_links(mailing: Mailing) -> QuerySet[PersonalLink]:
     """The webinar's links with an e-mail that are neither revoked nor expired."""
-    now = timezone.now()
-    return (
-        PersonalLink.objects.filter(
-            webinar_id=mailing.webinar_id, revoked_at__isnull=True
-        )
-        .exclude(email_normalized="")
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by("name", "pk")
+    return audience.valid_links(mailing.webinar_id, timezone.now()).order_by(
+        "name", "pk"
     )
 
 
