@@ -254,12 +254,11 @@ def _send_rows(
         if next_id is not None:
             upcoming = prepare(rows[index + 1])
         opened: BaseException | bool = False
-        smtp = connection.connection if prepared.quoted is not None else None
+        smtp = connection.connection if prepared.data is not None else None
         if smtp is not None:
             from_email, recipients = prepared.quoted
-            size = len(prepared.envelope[2])
             try:
-                open_transaction(smtp, from_email, recipients, size)
+                open_transaction(smtp, from_email, recipients, len(prepared.data))
                 opened = True
             except Exception as exc:  # recorded below, once the row is ours
                 opened = exc
@@ -401,16 +400,16 @@ def _relax_commit():
 
 @dataclass
 class Prepared:
-    """One row, ready to send: the message (and for SMTP its envelope and bytes),
-    or why it must not or could not be built."""
+    """One row, ready to send: the message (for SMTP its bytes and quoted
+    envelope), or why it must not or could not be built."""
 
     pk: int
     refusal: str = ""
     error: BaseException | None = None
-    message: EmailMultiAlternatives | None = None
-    envelope: tuple[str, list[str], bytes] | None = None
+    message: EmailMultiAlternatives | None = None  # non-SMTP backends
+    data: bytes | None = None  # SMTP: the message as sent (wire.py)
+    quoted: tuple[str, list[str]] | None = None  # SMTP: from, [to], quoted
     message_id: str = ""
-    quoted: tuple[str, list[str]] | None = None  # envelope for open_transaction
 
 
 def _prepare(
@@ -454,14 +453,14 @@ def _prepare(
                 token_for(subscriber_id, unsubscribe_salt), base
             )
         if wire is not None:
-            from_email, recipients, data, message_id = wire.envelope(
+            _from, recipients, data, message_id = wire.envelope(
                 name=name, email=email, link=link, unsubscribe_url=unsubscribe
             )
             return Prepared(
                 pk,
-                envelope=(from_email, recipients, data),
-                message_id=message_id,
+                data=data,
                 quoted=(wire.quoted_from, [quoteaddr(r) for r in recipients]),
+                message_id=message_id,
             )
         rendered = personalise(
             template, name=name, link=link, unsubscribe_url=unsubscribe
@@ -483,10 +482,10 @@ def _deliver(
     mailing_id: int,
     prepared: Prepared,
     connection,
-    opened: BaseException | bool = False,
+    opened: BaseException | bool,
 ) -> tuple[str, str, str]:
-    """Send one claimed row: ``(kind, error, message_id)``. ``opened``: True when
-    the SMTP transaction was opened already (then only DATA is left), or the
+    """Send one claimed row: ``(kind, error, message_id)``. ``opened``: for an
+    SMTP message, True once its transaction is open (only DATA is left) or the
     exception opening it raised. Failures are recorded here; a success is
     recorded by the caller (together with the next claim)."""
     pk = prepared.pk
@@ -498,12 +497,8 @@ def _deliver(
             raise prepared.error
         if isinstance(opened, BaseException):
             raise opened
-        if prepared.envelope is not None:
-            from_email, recipients, data = prepared.envelope
-            if opened:
-                finish_transaction(connection.connection, data)
-            else:
-                connection.connection.sendmail(from_email, recipients, data)
+        if prepared.data is not None:
+            finish_transaction(connection.connection, prepared.data)
         else:
             connection.send_messages([prepared.message])
     except Exception as exc:

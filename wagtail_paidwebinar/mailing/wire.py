@@ -106,9 +106,8 @@ class WireMessage:
             unsubscribe_text=crlf(template.unsubscribe_text),
         )
         self.encoding = "utf-8"
-        self.from_email = template.from_email
         self.envelope_from = sanitize_address(template.from_email, self.encoding)
-        self.quoted_from = smtplib.quoteaddr(self.envelope_from)
+        self.quoted_from = smtplib.quoteaddr(self.envelope_from)  # for MAIL FROM
         self.personal_subject = any(
             template.placeholder(key) in template.subject for key in ("name", "link")
         )
@@ -140,7 +139,6 @@ class WireMessage:
         email: str,
         link: str,
         unsubscribe_url: str = "",
-        message_id: str | None = None,
     ) -> tuple[str, list[str], bytes, str]:
         """``(from, [to], message bytes, Message-ID)`` for one recipient.
 
@@ -161,7 +159,7 @@ class WireMessage:
         recipient = formataddr((name, address))
         if len(recipient) > 900:
             recipient = sanitize_address((name, email), self.encoding)
-        message_id = message_id or make_msgid(domain=template.msgid_domain)
+        message_id = make_msgid(domain=template.msgid_domain)
         headers = [
             b"MIME-Version: 1.0\r\n",
             self._subject(rendered.subject) if self.personal_subject else b"",
@@ -223,7 +221,7 @@ class WireMessage:
 
 def open_transaction(smtp, from_addr: str, to_addrs: list[str], size: int) -> None:
     """MAIL FROM and RCPT TO: the first half of ``smtplib.SMTP.sendmail``, for
-    addresses already quoted (``smtplib.quoteaddr``, done off the sending path).
+    addresses already quoted (``smtplib.quoteaddr``, done in the builder thread).
 
     When the server offers PIPELINING (RFC 2920; Postfix, Exim and the big relays
     do), the commands go out together and their replies are read afterwards: one
