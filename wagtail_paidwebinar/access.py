@@ -36,6 +36,7 @@ from django.utils.crypto import salted_hmac
 from . import throttle, tokens
 from .claims import hash_secret
 from .models import AccessEventKind, LinkDevice, PersonalLink, WebinarPage
+from .models.links import LinkStatus
 
 logger = logging.getLogger(__name__)
 
@@ -119,13 +120,15 @@ def window_outcome(page: WebinarPage, now: dt.datetime) -> Outcome | None:
     return None
 
 
+_REFUSAL = {
+    LinkStatus.REVOKED: AccessEventKind.REFUSED_REVOKED,
+    LinkStatus.EXPIRED: AccessEventKind.REFUSED_EXPIRED,
+}
+
+
 def link_problem(link: PersonalLink, now: dt.datetime) -> AccessEventKind | None:
-    """Why a link no longer admits (revoked/expired), or ``None`` when it does."""
-    if link.revoked_at is not None:
-        return AccessEventKind.REFUSED_REVOKED
-    if link.expires_at is not None and link.expires_at <= now:
-        return AccessEventKind.REFUSED_EXPIRED
-    return None
+    """Why a link no longer admits, as the refusal to record, or ``None``."""
+    return _REFUSAL.get(link.problem(now))
 
 
 def _digest(value: str) -> bytes:

@@ -18,10 +18,9 @@ from django.utils.translation import ngettext
 from wagtail.log_actions import LogFormatter, log
 
 from . import tokens
-from .conf import get_setting
 from .models import LinkDevice, PersonalLink, WebinarPage
+from .models.links import with_urls as links_with_urls
 from .parsing import LineIssue, ParseResult, name_key, parse_entries, parse_text
-from .utils import absolute_page_url
 
 # Rows per INSERT: large enough to be fast, small enough for SQLite's variable limit
 # on old versions and for PostgreSQL's statement size.
@@ -328,18 +327,6 @@ def _log_data(link: PersonalLink) -> dict:
 # --- export ------------------------------------------------------------------------
 
 
-def link_urls(links: Iterable[PersonalLink]) -> Iterator[tuple[PersonalLink, str]]:
-    """``(link, absolute personal URL)`` pairs; the page URL is resolved once per
-    webinar instead of once per link."""
-    page_urls: dict[int, str] = {}
-    param = get_setting("TOKEN_PARAM")
-    for link in links:
-        base = page_urls.get(link.webinar_id)
-        if base is None:
-            base = page_urls[link.webinar_id] = absolute_page_url(link.webinar)
-        yield link, f"{base}?{param}={link.token}"
-
-
 def export_header(*, with_urls: bool = True) -> list[str]:
     header = [_("Name"), _("E-mail"), _("Link"), _("Expires at"), _("Status")]
     if not with_urls:
@@ -351,7 +338,7 @@ def export_rows(
     links: Iterable[PersonalLink], *, with_urls: bool = True
 ) -> Iterator[list]:
     """Rows for a CSV export: name, e-mail, link, expiry (local ISO time), status."""
-    pairs = link_urls(links) if with_urls else ((link, None) for link in links)
+    pairs = links_with_urls(links) if with_urls else ((link, None) for link in links)
     for link, url in pairs:
         expires = (
             timezone.localtime(link.expires_at).isoformat(timespec="minutes")

@@ -88,7 +88,7 @@ def claim_link(
             .only("pk", "webinar_id", "name", "revoked_at", "expires_at", "claimed_at")
             .first()
         )
-        if link is None or link.revoked_at is not None or link.is_expired(now):
+        if link is None or not link.is_live(now):
             return ClaimResult(ClaimOutcome.INVALID, link)
         devices = dict(
             LinkDevice.objects.filter(link_id=link.pk).values_list(

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import logging
 
-from wagtail.models import Page
+from wagtail.models import Page, Site
 
 from .conf import get_setting
 
 logger = logging.getLogger(__name__)
+
+
+def base_url() -> str:
+    """WAGTAIL_PAIDWEBINAR_BASE_URL, else the default Wagtail Site's root URL; never
+    the request's Host header (a forged Host would land in every e-mail)."""
+    base = get_setting("BASE_URL").rstrip("/")
+    if not base:
+        site = Site.objects.filter(is_default_site=True).first()
+        base = site.root_url.rstrip("/") if site else ""
+    return base
+
+
+def absolute_url(path: str) -> str:
+    """``path`` (starting with "/") made absolute with :func:`base_url`."""
+    return base_url() + path
 
 
 def absolute_page_url(page: Page) -> str:

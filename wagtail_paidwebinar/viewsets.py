@@ -9,10 +9,9 @@ duplicate checks; the stock edit form stays for fixing a name, e-mail or expiry.
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.shortcuts import get_list_or_404
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -37,22 +36,6 @@ def can_see_urls(user) -> bool:
     return user.is_active and user.has_perm(URL_PERMISSION)
 
 
-def status_q(status: str, now=None) -> Q:
-    """A filter matching links in ``status`` (the same rules as PersonalLink.status)."""
-    now = now or timezone.now()
-    live = Q(revoked_at__isnull=True)
-    not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    if status == LinkStatus.REVOKED:
-        return ~live
-    if status == LinkStatus.EXPIRED:
-        return live & Q(expires_at__lte=now)
-    if status == LinkStatus.IN_USE:
-        return live & not_expired & Q(claimed_at__isnull=False)
-    if status == LinkStatus.UNUSED:
-        return live & not_expired & Q(claimed_at__isnull=True)
-    return Q()
-
-
 class PersonalLinkFilterSet(WagtailFilterSet):
     webinar = django_filters.ModelChoiceFilter(
         label=_("Webinar"),
@@ -70,7 +53,7 @@ class PersonalLinkFilterSet(WagtailFilterSet):
         fields = ["webinar", "status"]
 
     def filter_status(self, queryset, name, value):
-        return queryset.filter(status_q(value)) if value else queryset
+        return queryset.with_status(value) if value else queryset
 
 
 class LinkUrlColumn(Column):

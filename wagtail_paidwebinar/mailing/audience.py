@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,9 +22,9 @@ def valid_links(webinar_id: int, now):
     """The webinar's links with an e-mail, neither revoked nor expired: the
     audience "link holders" (ledger.insert_link_holders turns them into rows)."""
     return (
-        PersonalLink.objects.filter(webinar_id=webinar_id, revoked_at__isnull=True)
+        PersonalLink.objects.live(now)
+        .filter(webinar_id=webinar_id)
         .exclude(email_normalized="")
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
     )
 
 
@@ -94,9 +93,7 @@ def _chunk_rows(mailing, webinar, chunk, user, generate_links):
             row.last_error = _("No personal link could be issued: %(reason)s") % {
                 "reason": errors.get(key, _("unknown reason"))
             }
-        elif link.revoked_at is not None or (
-            link.expires_at is not None and link.expires_at <= now
-        ):
+        elif not link.is_live(now):
             row.link_id = link.pk
             row.status = RecipientStatus.FAILED
             row.last_error = _("The personal link is revoked or expired.")

@@ -30,9 +30,10 @@ from django.utils.translation import gettext_lazy as _
 from .. import tokens
 from ..conf import get_setting
 from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
-from ..utils import absolute_page_url
+from ..models.links import personal_url
+from ..utils import absolute_page_url, base_url
 from . import ledger
-from .render import MailingTemplate, base_url, frozen_template, personalise
+from .render import MailingTemplate, frozen_template, personalise
 from .send import CONNECTION, PERMANENT, TRANSIENT, build_message, classify
 from .wire import (
     WireMessage,
@@ -444,7 +445,7 @@ def _prepare(
         )
     try:
         token = tokens.make_token(link_id, mailing.webinar_id, link_salt)
-        link = f"{page_url}?{param}={token}"
+        link = personal_url(page_url, token)
         unsubscribe = ""
         if subscriber_id is not None and template.list_unsubscribe:
             from .unsubscribe import token_for, url_for_token

@@ -29,7 +29,6 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from ..conf import get_setting
 from ..models import (
     Mailing,
     MailingRecipient,
@@ -38,7 +37,7 @@ from ..models import (
     Subscriber,
     WebinarPage,
 )
-from ..utils import absolute_page_url
+from ..utils import absolute_page_url, base_url
 from . import ics
 from .text import html_to_text
 
@@ -104,17 +103,6 @@ def placeholder(nonce: str, key: str) -> str:
     # and the text template untouched; the random nonce means no body text can
     # collide with it.
     return f"pwm{nonce}{key.replace('_', '')}x"
-
-
-def base_url() -> str:
-    """WAGTAIL_PAIDWEBINAR_BASE_URL, else the default Site's root URL."""
-    base = get_setting("BASE_URL").rstrip("/")
-    if not base:
-        from wagtail.models import Site
-
-        site = Site.objects.filter(is_default_site=True).first()
-        base = site.root_url.rstrip("/") if site else ""
-    return base
 
 
 def local_start(webinar: WebinarPage) -> str:

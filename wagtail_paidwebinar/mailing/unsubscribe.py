@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from ..models import Subscriber
+from ..utils import absolute_url
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +65,6 @@ def subscriber_for_unsubscribe_token(token: object) -> Subscriber | None:
         logger.debug("Unsubscribe token with a bad mac")
         return None
     return subscriber
-
-
-def absolute_url(path: str) -> str:
-    """``path`` made absolute with WAGTAIL_PAIDWEBINAR_BASE_URL, else the default
-    Wagtail Site's root URL (never the request's Host header)."""
-    from .render import base_url
-
-    return base_url() + path
 
 
 def unsubscribe_url(subscriber: Subscriber) -> str:

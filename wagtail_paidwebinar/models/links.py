@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -16,6 +18,55 @@ class LinkStatus(models.TextChoices):
     IN_USE = "in_use", _("In use")
     EXPIRED = "expired", _("Expired")
     REVOKED = "revoked", _("Revoked")
+
+
+def personal_url(page_url: str, token: str) -> str:
+    """The one way a personal URL is written: the page URL plus ``?access=<token>``."""
+    from ..conf import get_setting
+
+    return f"{page_url}?{get_setting('TOKEN_PARAM')}={token}"
+
+
+class PersonalLinkQuerySet(models.QuerySet):
+    """The one home of "is this link live?" for querysets (see PersonalLink.problem
+    for a single row): the gate, the ledger, the admin filter and the export ask it.
+    """
+
+    def live(self, now=None):
+        """Links that still admit: not revoked and not expired at ``now``."""
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+    def with_status(self, status: str, now=None):
+        """Links in ``status`` (a LinkStatus value), by PersonalLink.status's rules."""
+        now = now or timezone.now()
+        if status == LinkStatus.REVOKED:
+            return self.filter(revoked_at__isnull=False)
+        if status == LinkStatus.EXPIRED:
+            return self.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if status == LinkStatus.IN_USE:
+            return self.live(now).filter(claimed_at__isnull=False)
+        if status == LinkStatus.UNUSED:
+            return self.live(now).filter(claimed_at__isnull=True)
+        return self
+
+    def with_urls(self) -> Iterator[tuple[PersonalLink, str]]:
+        return with_urls(self)
+
+
+def with_urls(links: Iterable[PersonalLink]) -> Iterator[tuple[PersonalLink, str]]:
+    """``(link, absolute personal URL)`` pairs; each webinar's page URL is resolved
+    once, not once per link (an export may list 10,000 links)."""
+    from ..utils import absolute_page_url
+
+    page_urls: dict[int, str] = {}
+    for link in links:
+        base = page_urls.get(link.webinar_id)
+        if base is None:
+            base = page_urls[link.webinar_id] = absolute_page_url(link.webinar)
+        yield link, personal_url(base, link.token)
 
 
 class PersonalLink(models.Model):
@@ -49,6 +100,8 @@ class PersonalLink(models.Model):
     claimed_at = models.DateTimeField(_("first claimed at"), null=True, blank=True)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
 
+    objects = PersonalLinkQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("personal link")
         verbose_name_plural = _("personal links")
@@ -75,27 +128,27 @@ class PersonalLink(models.Model):
 
     def get_url(self) -> str:
         """The absolute personal URL: the webinar page URL plus ``?access=<token>``."""
-        from ..conf import get_setting
         from ..utils import absolute_page_url
 
-        param = get_setting("TOKEN_PARAM")
-        return f"{absolute_page_url(self.webinar)}?{param}={self.token}"
+        return personal_url(absolute_page_url(self.webinar), self.token)
 
     # --- state --------------------------------------------------------------------
-    def is_expired(self, now=None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (
-            now or timezone.now()
-        )
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    def status(self, now=None) -> str:
+    def problem(self, now=None) -> str | None:
+        """Why the link no longer admits (``LinkStatus.REVOKED``/``EXPIRED``), or
+        ``None`` while it is live; the row-level twin of ``objects.live()``."""
         if self.revoked_at is not None:
             return LinkStatus.REVOKED
-        if self.is_expired(now):
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
             return LinkStatus.EXPIRED
+        return None
+
+    def is_live(self, now=None) -> bool:
+        return self.problem(now) is None
+
+    def status(self, now=None) -> str:
+        problem = self.problem(now)
+        if problem is not None:
+            return problem
         if self.claimed_at is not None:
             return LinkStatus.IN_USE
         return LinkStatus.UNUSED

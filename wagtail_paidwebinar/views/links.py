@@ -28,6 +28,7 @@ from .. import actions
 from ..csvutils import csv_response
 from ..forms.links import GenerateLinksForm
 from ..models import PersonalLink, WebinarPage
+from ..models.links import with_urls
 
 SESSION_KEY = "wagtail_paidwebinar_generated"
 # How long a result page (and its CSV download) stays available, and how many
@@ -244,7 +245,7 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         links = self.get_links()
         show_urls = can_see_urls(self.request.user)
-        rows = list(actions.link_urls(links)) if show_urls else [(x, "") for x in links]
+        rows = list(with_urls(links)) if show_urls else [(x, "") for x in links]
         duplicates, errors, warnings = self.result["counts"]
         context.update(
             {

@@ -16,9 +16,9 @@ from itertools import islice
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..conf import get_setting
 from ..mailing import audience
 from ..models import Mailing, MailingRecipient, PersonalLink, Subscriber
+from ..models.links import personal_url
 from ..utils import absolute_page_url
 
 CHUNK = 1000
@@ -224,11 +224,8 @@ def link_url_builder(mailing: Mailing):
     """A function link -> absolute personal URL that resolves the page URL once (the
     export may list 10,000 links)."""
     base = absolute_page_url(mailing.webinar)
-    param = get_setting("TOKEN_PARAM")
 
     def build(link: PersonalLink | None) -> str:
-        if link is None:
-            return ""
-        return f"{base}?{param}={link.token}"
+        return "" if link is None else personal_url(base, link.token)
 
     return build
