@@ -9,8 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from wagtail_paidwebinar.forms.subscriber_import import parse_subscriber_csv
 from wagtail_paidwebinar.models import Subscriber, SubscriberList
+from wagtail_paidwebinar.subscribers import parse_subscriber_csv
 
 IMPORT_URL = "wagtail_paidwebinar_subscriber_modeladmin_import"
 EXPORT_URL = "wagtail_paidwebinar_subscriber_modeladmin_export_all"

@@ -2,7 +2,7 @@
 
 Thin: each view checks a permission, validates input and calls
 :mod:`wagtail_paidwebinar.mailing`, :mod:`.mailing_audience` or
-:mod:`..forms.subscriber_import`. The URLs are registered by ``modeladmin.py``, which
+:mod:`..subscribers`. The URLs are registered by ``modeladmin.py``, which
 passes its ``ModelAdmin`` instance as ``model_admin``.
 """
 
@@ -28,9 +28,9 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from .. import mailing as api
 from ..csvutils import csv_response
 from ..forms.invitations import SubscriberImportForm
-from ..forms.subscriber_import import import_subscribers, parse_subscriber_csv
 from ..mailing.render import build_template
 from ..models import Mailing, MailingStatus, RecipientStatus, Subscriber
+from ..subscribers import import_subscribers, parse_subscriber_csv
 from . import mailing_audience as audience
 
 logger = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
-from .. import conf
-from ..models import Subscriber, SubscriberList
-from ..parsing import Entry, LineIssue, normalize_email, validate_entry
+from . import conf
+from .models import Subscriber, SubscriberList
+from .parsing import Entry, LineIssue, normalize_email, validate_entry
 
 # What a list name in the "lists" column may be separated by (inside one cell).
 _LIST_SPLIT_RE = re.compile(r"[|;,]")
