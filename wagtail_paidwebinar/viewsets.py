@@ -8,14 +8,12 @@ duplicate checks; the stock edit form stays for fixing a name, e-mail or expiry.
 
 from __future__ import annotations
 
-import django_filters
 from django.db.models import Count
 from django.shortcuts import get_list_or_404
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn
 from wagtail.admin.widgets import HeaderButton
@@ -24,36 +22,11 @@ from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 from wagtail.snippets.views.snippets import IndexView, SnippetViewSet
 
 from . import actions
+from .filters import PersonalLinkFilterSet
 from .forms.links import PersonalLinkEditForm
-from .models import LinkStatus, PersonalLink, WebinarPage
+from .models import LinkStatus, PersonalLink
+from .permissions import can_see_link_urls
 from .views import links as link_views
-
-URL_PERMISSION = "wagtail_paidwebinar.view_personal_link_url"
-
-
-def can_see_urls(user) -> bool:
-    """May ``user`` see (copy, export) personal link URLs?"""
-    return user.is_active and user.has_perm(URL_PERMISSION)
-
-
-class PersonalLinkFilterSet(WagtailFilterSet):
-    webinar = django_filters.ModelChoiceFilter(
-        label=_("Webinar"),
-        queryset=lambda request: WebinarPage.objects.order_by("-starts_at", "title"),
-    )
-    status = django_filters.ChoiceFilter(
-        label=_("Status"),
-        choices=LinkStatus.choices,
-        method="filter_status",
-        empty_label=_("Any"),
-    )
-
-    class Meta:
-        model = PersonalLink
-        fields = ["webinar", "status"]
-
-    def filter_status(self, queryset, name, value):
-        return queryset.with_status(value) if value else queryset
 
 
 class LinkUrlColumn(Column):
@@ -89,7 +62,7 @@ class PersonalLinkIndexView(IndexView):
     @cached_property
     def columns(self):
         columns = super().columns
-        if can_see_urls(self.request.user):
+        if can_see_link_urls(self.request.user):
             columns.append(LinkUrlColumn("link", label=_("Link")))
         return columns
 

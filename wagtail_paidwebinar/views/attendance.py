@@ -16,18 +16,10 @@ from wagtail.admin.widgets import Button
 
 from ..csvutils import csv_response
 from ..models import AccessEvent, AccessEventKind, PersonalLink, WebinarPage
+from ..permissions import can_view_attendance
 
 PER_PAGE = 100
 RECENT_EVENTS = 50
-
-
-def can_view_attendance(user, page: WebinarPage) -> bool:
-    """Editors of the page, or holders of the access-event view permission."""
-    if not user.is_authenticated:
-        return False
-    if user.has_perm("wagtail_paidwebinar.view_accessevent"):
-        return True
-    return page.permissions_for_user(user).can_edit()
 
 
 def attendance_rows(page: WebinarPage):
@@ -155,10 +147,7 @@ def attendance_buttons(page, user, *, priority: int = 45) -> list[Button]:
     """An "Attendance" button for webinar pages the user may see it for."""
     if not issubclass(page.specific_class or object, WebinarPage):
         return []
-    if not (
-        user.has_perm("wagtail_paidwebinar.view_accessevent")
-        or page.permissions_for_user(user).can_edit()
-    ):
+    if not can_view_attendance(user, page):
         return []
     return [
         Button(

@@ -26,6 +26,7 @@ from wagtail.admin import messages
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 from .. import mailing as api
+from .. import permissions
 from ..csvutils import csv_response
 from ..forms.invitations import SubscriberImportForm
 from ..mailing.render import build_template
@@ -35,23 +36,12 @@ from . import mailing_audience as audience
 
 logger = logging.getLogger(__name__)
 
-APP = "wagtail_paidwebinar"
-PERM_ADD = f"{APP}.add_mailing"
-PERM_CHANGE = f"{APP}.change_mailing"
-PERM_SEND = f"{APP}.send_mailing"
-PERM_EXPORT = f"{APP}.export_mailing"
-PERM_LINK_URLS = f"{APP}.view_personal_link_url"
 # Errors a test send may meet at the SMTP boundary (shown, never a 500); send_test
 # wraps them in MailingError, the rest is belt and braces.
 SEND_ERRORS = (api.MailingError, smtplib.SMTPException, OSError, ValueError)
 LOG_PAGE_SIZE = 50
 MESSAGES_PAGE_SIZE = 20
 FINISHED = {MailingStatus.DONE, MailingStatus.CANCELLED}
-
-
-def can_export(user) -> bool:
-    """Exports and "copy message" show personal URLs: both permissions needed."""
-    return user.has_perm(PERM_EXPORT) and user.has_perm(PERM_LINK_URLS)
 
 
 def progress_data(mailing: Mailing) -> dict:
@@ -282,9 +272,9 @@ class MailingView(InvitationsView):
         context.update(
             mailing=self.mailing,
             urls=self.mailing_urls(),
-            can_compose=user.has_perm(PERM_ADD) or user.has_perm(PERM_CHANGE),
-            can_send=user.has_perm(PERM_SEND),
-            can_export=can_export(user),
+            can_compose=permissions.can_compose_mailing(user),
+            can_send=permissions.can_send_mailing(user),
+            can_export=permissions.can_export_mailing(user),
         )
         return context
 
@@ -356,11 +346,7 @@ class MailingPreviewView(MailingView):
     CHOICES = 200
 
     def has_permission(self, user) -> bool:
-        return (
-            user.has_perm(PERM_ADD)
-            or user.has_perm(PERM_CHANGE)
-            or user.has_perm(PERM_SEND)
-        )
+        return permissions.can_preview_mailing(user)
 
     def get(self, request, instance_pk):
         choices = []
@@ -397,7 +383,7 @@ def render_for(mailing: Mailing, entry, user):
         # instead of a 500 and keep the traceback in the log.
         logger.exception("Rendering the preview of mailing %s failed", mailing.pk)
         return None
-    if entry.link is not None and not user.has_perm(PERM_LINK_URLS):
+    if entry.link is not None and not permissions.can_see_link_urls(user):
         url = audience.link_url_builder(mailing)(entry.link)
         masked = url.split("?", 1)[0] + "?…"
         rendered = api.RenderedEmail(
@@ -437,7 +423,7 @@ class MailingTestSendView(MailingView):
     http_method_names = ["post"]
 
     def has_permission(self, user) -> bool:
-        return user.has_perm(PERM_ADD) or user.has_perm(PERM_CHANGE)
+        return permissions.can_compose_mailing(user)
 
     def post(self, request, instance_pk):
         to_email = (request.user.email or "").strip()
@@ -478,7 +464,7 @@ class MailingSendView(MailingView):
     http_method_names = ["get", "head", "post"]
 
     def has_permission(self, user) -> bool:
-        return user.has_perm(PERM_SEND)
+        return permissions.can_send_mailing(user)
 
     def get(self, request, instance_pk):
         if self.mailing.status != MailingStatus.DRAFT:
@@ -516,7 +502,7 @@ class MailingActionView(MailingView):
     action = ""
 
     def has_permission(self, user) -> bool:
-        return user.has_perm(PERM_SEND)
+        return permissions.can_send_mailing(user)
 
     def post(self, request, instance_pk):
         mailing = self.mailing
@@ -555,7 +541,7 @@ class MailingExportView(MailingView):
     """CSV of name, e-mail, personal link and password (send from your own mailbox)."""
 
     def has_permission(self, user) -> bool:
-        return can_export(user)
+        return permissions.can_export_mailing(user)
 
     def get(self, request, instance_pk):
         mailing = self.mailing
@@ -586,7 +572,7 @@ class MailingMessagesView(MailingView):
     page_title = _("Copy messages")
 
     def has_permission(self, user) -> bool:
-        return can_export(user)
+        return permissions.can_export_mailing(user)
 
     def get(self, request, instance_pk):
         entries, number, has_next = audience.page_of(
@@ -632,7 +618,7 @@ def invitation_buttons(page, user, *, priority: int = 50) -> list:
 
     if not issubclass(page.specific_class or object, WebinarPage):
         return []
-    if not user.has_perm(PERM_ADD):
+    if not user.has_perm(permissions.ADD_MAILING):
         return []
     url = reverse("wagtail_paidwebinar_mailing_modeladmin_create")
     return [

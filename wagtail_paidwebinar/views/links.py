@@ -26,9 +26,11 @@ from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
 from .. import actions
 from ..csvutils import csv_response
+from ..filters import filtered_links
 from ..forms.links import GenerateLinksForm
 from ..models import PersonalLink, WebinarPage
 from ..models.links import with_urls
+from ..permissions import can_see_link_urls
 
 SESSION_KEY = "wagtail_paidwebinar_generated"
 # How long a result page (and its CSV download) stays available, and how many
@@ -41,12 +43,6 @@ ISSUES_KEPT = 500
 ROWS_SHOWN = 1000
 
 LINK_ACTIONS = ("revoke", "reset", "reissue")
-
-
-def can_see_urls(user) -> bool:
-    from ..viewsets import can_see_urls as check
-
-    return check(user)
 
 
 class LinkAdminMixin(PermissionCheckedMixin, WagtailAdminTemplateMixin):
@@ -244,7 +240,7 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         links = self.get_links()
-        show_urls = can_see_urls(self.request.user)
+        show_urls = can_see_link_urls(self.request.user)
         rows = list(with_urls(links)) if show_urls else [(x, "") for x in links]
         duplicates, errors, warnings = self.result["counts"]
         context.update(
@@ -276,7 +272,7 @@ class GenerateResultCSVView(GenerateResultMixin, View):
     permission_required = "add"
 
     def get(self, request, *args, **kwargs):
-        if not can_see_urls(request.user):
+        if not can_see_link_urls(request.user):
             raise PermissionDenied
         links = self.get_links()
         return csv_response(
@@ -296,28 +292,9 @@ class ExportView(LinkAdminMixin, View):
     any_permission_required = ["add", "change", "delete", "view"]
 
     def get(self, request, *args, **kwargs):
-        from ..viewsets import PersonalLinkFilterSet
-
-        queryset = PersonalLink.objects.select_related("webinar").order_by(
-            "webinar__title", "name", "pk"
-        )
-        filterset = PersonalLinkFilterSet(
-            request.GET, queryset=queryset, request=request
-        )
-        if filterset.is_valid():
-            queryset = filterset.qs
-        query = (request.GET.get("q") or "").strip()
-        if query:
-            from django.db.models import Q
-
-            queryset = queryset.filter(
-                Q(name__icontains=query) | Q(email__icontains=query)
-            )
-        with_urls = can_see_urls(request.user)
+        queryset, webinar = filtered_links(request)
+        with_urls = can_see_link_urls(request.user)
         filename = "personal-links.csv"
-        webinar = (
-            filterset.form.cleaned_data.get("webinar") if filterset.is_valid() else None
-        )
         if webinar is not None:
             filename = f"personal-links-{webinar.slug}.csv"
         return csv_response(
@@ -402,7 +379,7 @@ class LinkActionView(LinkAdminMixin, TemplateView):
                 "serious": self.texts["serious"],
                 "action_url": self.request.path,
                 "show_url": self.action == "reissue"
-                and can_see_urls(self.request.user),
+                and can_see_link_urls(self.request.user),
             }
         )
         return context

@@ -1,0 +1,51 @@
+"""Filters of the personal links listing, shared by the listing and its CSV export.
+
+Beside the viewset, as Wagtail's redirects app keeps its ``filters.py``: the views
+import this module and the viewset imports the views, with no cycle.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.filters import WagtailFilterSet
+
+from .models import LinkStatus, PersonalLink, WebinarPage
+
+
+class PersonalLinkFilterSet(WagtailFilterSet):
+    webinar = django_filters.ModelChoiceFilter(
+        label=_("Webinar"),
+        queryset=lambda request: WebinarPage.objects.order_by("-starts_at", "title"),
+    )
+    status = django_filters.ChoiceFilter(
+        label=_("Status"),
+        choices=LinkStatus.choices,
+        method="filter_status",
+        empty_label=_("Any"),
+    )
+
+    class Meta:
+        model = PersonalLink
+        fields = ["webinar", "status"]
+
+    def filter_status(self, queryset, name, value):
+        return queryset.with_status(value) if value else queryset
+
+
+def filtered_links(request) -> tuple[QuerySet, WebinarPage | None]:
+    """The links the listing shows for ``request.GET`` (its filters and ``q``
+    search), in export order, and the webinar filtered on (or ``None``)."""
+    queryset = PersonalLink.objects.select_related("webinar").order_by(
+        "webinar__title", "name", "pk"
+    )
+    filterset = PersonalLinkFilterSet(request.GET, queryset=queryset, request=request)
+    webinar = None
+    if filterset.is_valid():
+        queryset = filterset.qs
+        webinar = filterset.form.cleaned_data.get("webinar")
+    query = (request.GET.get("q") or "").strip()
+    if query:
+        queryset = queryset.filter(Q(name__icontains=query) | Q(email__icontains=query))
+    return queryset, webinar

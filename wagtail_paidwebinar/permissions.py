@@ -1,0 +1,60 @@
+"""Who may do what in the plugin's admin: the one home of every permission rule.
+
+Views, the snippet viewset, exports and previews ask these functions instead of
+restating codenames, so the listing, the CSV export, the copy buttons and the
+mailing preview agree because they call the same code (as Wagtail's redirects app
+keeps its rules in its own ``permissions.py``).
+"""
+
+from __future__ import annotations
+
+APP = "wagtail_paidwebinar"
+VIEW_LINK_URLS = f"{APP}.view_personal_link_url"
+ADD_MAILING = f"{APP}.add_mailing"
+CHANGE_MAILING = f"{APP}.change_mailing"
+SEND_MAILING = f"{APP}.send_mailing"
+EXPORT_MAILING = f"{APP}.export_mailing"
+VIEW_ATTENDANCE = f"{APP}.view_accessevent"
+
+
+def can_see_link_urls(user) -> bool:
+    """May ``user`` see personal link URLs (copy, export, unmasked previews)?
+
+    A URL admits its holder, so this is the one check every place that shows one
+    asks; ``is_active`` is checked here too so a custom auth backend that forgets
+    it still cannot leak URLs to a disabled account.
+    """
+    return user.is_active and user.has_perm(VIEW_LINK_URLS)
+
+
+def can_compose_mailing(user) -> bool:
+    """May ``user`` write mailings (create or change a draft, send a test)?"""
+    return user.has_perm(ADD_MAILING) or user.has_perm(CHANGE_MAILING)
+
+
+def can_send_mailing(user) -> bool:
+    """May ``user`` start, pause, resume, cancel or retry a mailing?"""
+    return user.has_perm(SEND_MAILING)
+
+
+def can_preview_mailing(user) -> bool:
+    """May ``user`` see a mailing's rendered preview? (Writers and senders.)"""
+    return can_compose_mailing(user) or can_send_mailing(user)
+
+
+def can_export_mailing(user) -> bool:
+    """May ``user`` export a mailing's recipients or copy its ready messages?
+
+    Both show personal URLs, so both permissions are needed.
+    """
+    return user.has_perm(EXPORT_MAILING) and can_see_link_urls(user)
+
+
+def can_view_attendance(user, page) -> bool:
+    """May ``user`` see the attendance of webinar ``page``? Editors of the page, or
+    holders of the access-event view permission."""
+    if not user.is_authenticated:
+        return False
+    if user.has_perm(VIEW_ATTENDANCE):
+        return True
+    return page.permissions_for_user(user).can_edit()
