@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.http import HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 # A spreadsheet treats a cell starting with one of these as a formula (or, for TAB
@@ -96,7 +97,7 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     """
     size = getattr(file, "size", None)
     if size is not None and size > max_bytes:
-        return None, str(too_large_message(max_bytes))
+        return None, too_large_message(max_bytes)
     if hasattr(file, "seek"):
         try:
             file.seek(0)
@@ -107,7 +108,7 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     if len(raw) > max_bytes:
-        return None, str(too_large_message(max_bytes))
+        return None, too_large_message(max_bytes)
     if _looks_binary(raw):
         return None, str(
             _(
@@ -123,15 +124,24 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     return text, None
 
 
-def too_large_message(max_bytes: int) -> str:
-    """The message shown when an upload or a paste is over the limit."""
-    return _(
-        "The file is too large (the limit is %(size)s). Split the list into smaller "
-        "parts and upload them one by one."
-    ) % {"size": _format_size(max_bytes)}
-
-
-def _format_size(num: int) -> str:
-    from django.template.defaultfilters import filesizeformat
-
-    return str(filesizeformat(num))
+def too_large_message(max_bytes: int, *, pasted: bool = False) -> str:
+    """The message shown when an upload (or, with ``pasted``, a pasted list sent in
+    the form's body) is over the limit of ``max_bytes``."""
+    size = str(filesizeformat(max_bytes))
+    if pasted:
+        # The paste never reached the form, so point to the way that has a
+        # higher limit: a file.
+        return str(
+            _(
+                "The pasted list is too large to send in one form (the limit is "
+                "%(size)s). Upload it as a .txt or .csv file instead, or split it."
+            )
+            % {"size": size}
+        )
+    return str(
+        _(
+            "The file is too large (the limit is %(size)s). Split the list into "
+            "smaller parts and upload them one by one."
+        )
+        % {"size": size}
+    )

@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
@@ -25,7 +24,7 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
 from .. import actions
-from ..csvutils import csv_response
+from ..csvutils import csv_response, too_large_message
 from ..filters import filtered_links
 from ..forms.links import GenerateLinksForm
 from ..models import PersonalLink, WebinarPage
@@ -127,16 +126,6 @@ def load_result(request, key: str) -> dict | None:
     return data
 
 
-def too_big_message() -> str:
-    return str(
-        _(
-            "The pasted list is too large to send in one form (the limit is "
-            "%(size)s). Upload it as a .txt or .csv file instead, or split it."
-        )
-        % {"size": filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}
-    )
-
-
 @method_decorator(never_cache, name="dispatch")
 class GenerateView(LinkAdminMixin, FormView):
     permission_required = "add"
@@ -164,7 +153,11 @@ class GenerateView(LinkAdminMixin, FormView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["extra_errors"] = [too_big_message()] if self.too_big else []
+        context["extra_errors"] = (
+            [too_large_message(settings.DATA_UPLOAD_MAX_MEMORY_SIZE, pasted=True)]
+            if self.too_big
+            else []
+        )
         return context
 
     def post(self, request, *args, **kwargs):
