@@ -247,7 +247,7 @@ def test_send_invitation_button_on_webinar_pages(
     assert f"{create}?webinar={webinar.pk}" in response.content.decode()
     # Not offered to someone who may edit pages but not compose mailings.
     editor = make_user("pages_only")
-    from wagtail_paidwebinar.views.invitations import invitation_buttons
+    from wagtail_paidwebinar.views.mailings import invitation_buttons
 
     assert invitation_buttons(webinar, editor) == []
     assert (

@@ -2,7 +2,8 @@
 
 All use of wagtail-modeladmin is confined to this module (it is in maintenance mode),
 so moving to Wagtail's ModelViewSet later touches one file. The extra pages (import,
-export, preview, send, progress...) are thin views in ``views/invitations.py``
+export, preview, send, progress...) are thin views in ``views/subscribers.py``
+and ``views/mailings.py``
 registered through ``get_admin_urls_for_registration``.
 """
 
@@ -30,7 +31,8 @@ from .models import (
     Subscriber,
     SubscriberList,
 )
-from .views import invitations as views
+from .views import mailings as mailing_views
+from .views import subscribers as subscriber_views
 
 TEMPLATES = "wagtail_paidwebinar/admin/invitations/"
 
@@ -98,8 +100,12 @@ class SubscriberAdmin(ModelAdmin):
         return super().get_admin_urls_for_registration() + _extra_urls(
             self,
             {
-                "import": views.SubscriberImportView.as_view(model_admin=self),
-                "export_all": views.SubscriberExportView.as_view(model_admin=self),
+                "import": subscriber_views.SubscriberImportView.as_view(
+                    model_admin=self
+                ),
+                "export_all": subscriber_views.SubscriberExportView.as_view(
+                    model_admin=self
+                ),
             },
         )
 
@@ -286,18 +292,18 @@ class MailingAdmin(ModelAdmin):
 
     def get_admin_urls_for_registration(self):
         actions = {
-            "detail": views.MailingDetailView,
-            "progress": views.MailingProgressView,
-            "preview": views.MailingPreviewView,
-            "preview_frame": views.MailingPreviewFrameView,
-            "test_send": views.MailingTestSendView,
-            "send": views.MailingSendView,
-            "export": views.MailingExportView,
-            "messages": views.MailingMessagesView,
+            "detail": mailing_views.MailingDetailView,
+            "progress": mailing_views.MailingProgressView,
+            "preview": mailing_views.MailingPreviewView,
+            "preview_frame": mailing_views.MailingPreviewFrameView,
+            "test_send": mailing_views.MailingTestSendView,
+            "send": mailing_views.MailingSendView,
+            "export": mailing_views.MailingExportView,
+            "messages": mailing_views.MailingMessagesView,
         }
         built = {name: view.as_view(model_admin=self) for name, view in actions.items()}
         for action in ("pause", "resume", "cancel", "retry"):
-            built[action] = views.MailingActionView.as_view(
+            built[action] = mailing_views.MailingActionView.as_view(
                 model_admin=self, action=action
             )
         return super().get_admin_urls_for_registration() + _extra_urls(self, built)

@@ -237,6 +237,39 @@ class Mailing(models.Model):
         counts["total"] = sum(counts.values())
         return counts
 
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (MailingStatus.DONE, MailingStatus.CANCELLED)
+
+    def progress_summary(self) -> dict:
+        """:meth:`progress` for the admin's progress bar (and its JSON poll): the
+        counts, percentages and whether nothing is left to send (one query)."""
+        counts = self.progress()
+        total = counts["total"]
+        sent = counts[RecipientStatus.SENT]
+        failed = counts[RecipientStatus.FAILED]
+        done = sent + failed
+
+        def pct(n: int) -> float:
+            return round(100 * n / total, 1) if total else 0.0
+
+        return {
+            "status": self.status,
+            "status_label": str(self.get_status_display()),
+            "total": total,
+            "sent": sent,
+            "failed": failed,
+            "sending": counts[RecipientStatus.SENDING],
+            "pending": counts[RecipientStatus.PENDING],
+            "sent_percent": pct(sent),
+            "failed_percent": pct(failed),
+            "percent": int(100 * done / total)
+            if total
+            else (100 if self.is_finished else 0),
+            "finished": self.is_finished
+            or (self.status != MailingStatus.DRAFT and total > 0 and done == total),
+        }
+
 
 class MailingRecipient(models.Model):
     """The ledger: one row per mailing and address, pending → sending → sent|failed."""

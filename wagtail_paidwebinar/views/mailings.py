@@ -1,9 +1,9 @@
-"""Admin views of the "Invitations" menu (subscribers import/export, mailings).
+"""Admin views of one mailing: its page and progress, preview, test send, send,
+pause/resume/cancel/retry, recipients export and ready-to-copy messages.
 
 Thin: each view checks a permission, validates input and calls
-:mod:`wagtail_paidwebinar.mailing`, :mod:`.mailing_audience` or
-:mod:`..subscribers`. The URLs are registered by ``modeladmin.py``, which
-passes its ``ModelAdmin`` instance as ``model_admin``.
+:mod:`wagtail_paidwebinar.mailing` or :mod:`.mailing_audience`. The URLs are
+registered by ``modeladmin.py``.
 """
 
 from __future__ import annotations
@@ -12,27 +12,22 @@ import logging
 import smtplib
 from urllib.parse import quote
 
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from django.views import View
 from wagtail.admin import messages
-from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.widgets import Button
 
 from .. import mailing as api
 from .. import permissions
 from ..csvutils import csv_response
-from ..forms.invitations import SubscriberImportForm
 from ..mailing.render import build_template
-from ..models import Mailing, MailingStatus, RecipientStatus, Subscriber
-from ..subscribers import import_subscribers, parse_subscriber_csv
+from ..models import Mailing, MailingStatus, RecipientStatus, WebinarPage
 from . import mailing_audience as audience
+from .base import InvitationsView
 
 logger = logging.getLogger(__name__)
 
@@ -41,177 +36,6 @@ logger = logging.getLogger(__name__)
 SEND_ERRORS = (api.MailingError, smtplib.SMTPException, OSError, ValueError)
 LOG_PAGE_SIZE = 50
 MESSAGES_PAGE_SIZE = 20
-FINISHED = {MailingStatus.DONE, MailingStatus.CANCELLED}
-
-
-def progress_data(mailing: Mailing) -> dict:
-    """The JSON the progress bar polls: counts, percentages, status."""
-    counts = mailing.progress()
-    total = counts["total"]
-    done = counts[RecipientStatus.SENT] + counts[RecipientStatus.FAILED]
-
-    def pct(n: int) -> float:
-        return round(100 * n / total, 1) if total else 0.0
-
-    return {
-        "status": mailing.status,
-        "status_label": str(mailing.get_status_display()),
-        "total": total,
-        "sent": counts[RecipientStatus.SENT],
-        "failed": counts[RecipientStatus.FAILED],
-        "sending": counts[RecipientStatus.SENDING],
-        "pending": counts[RecipientStatus.PENDING],
-        "sent_percent": pct(counts[RecipientStatus.SENT]),
-        "failed_percent": pct(counts[RecipientStatus.FAILED]),
-        "percent": int(100 * done / total)
-        if total
-        else (100 if mailing.status in FINISHED else 0),
-        "finished": mailing.status in FINISHED
-        or (mailing.status != MailingStatus.DRAFT and total > 0 and done == total),
-    }
-
-
-class InvitationsView(WagtailAdminTemplateMixin, View):
-    """Base: admin furniture, a permission check, breadcrumbs under the index."""
-
-    model_admin = None
-    header_icon = "mail"
-    http_method_names = ["get", "head"]
-
-    def has_permission(self, user) -> bool:
-        return self.model_admin.permission_helper.user_can_list(user)
-
-    def dispatch(self, request, *args, **kwargs):
-        # Wagtail's admin URL decorator turns PermissionDenied into a redirect with
-        # a message (or a 403 for XHR, e.g. the progress poll).
-        if not self.has_permission(request.user):
-            raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)
-
-    @property
-    def url_helper(self):
-        return self.model_admin.url_helper
-
-    def action_url(self, action: str, *args) -> str:
-        return self.url_helper.get_action_url(action, *args)
-
-    def get_breadcrumbs_items(self):
-        return [
-            {"url": reverse("wagtailadmin_home"), "label": _("Home")},
-            {
-                "url": self.url_helper.index_url,
-                "label": self.model_admin.get_menu_label(),
-            },
-            *self.extra_breadcrumbs(),
-            {"url": "", "label": self.get_page_title()},
-        ]
-
-    def extra_breadcrumbs(self) -> list[dict]:
-        return []
-
-    def render(self, context: dict, status: int = 200) -> TemplateResponse:
-        return TemplateResponse(
-            self.request,
-            self.template_name,
-            self.get_context_data(**context),
-            status=status,
-        )
-
-
-# --- subscribers ---------------------------------------------------------------
-
-
-class SubscriberImportView(InvitationsView):
-    template_name = "wagtail_paidwebinar/admin/invitations/subscriber_import.html"
-    page_title = _("Import subscribers")
-    http_method_names = ["get", "head", "post"]
-
-    def has_permission(self, user) -> bool:
-        return self.model_admin.permission_helper.user_can_create(user)
-
-    def get(self, request):
-        return self.render({"form": SubscriberImportForm()})
-
-    def post(self, request):
-        form = SubscriberImportForm(request.POST, request.FILES)
-        if not form.is_valid():
-            return self.render({"form": form}, status=200)
-        parsed = parse_subscriber_csv(form.cleaned_data["csv_text"])
-        result = import_subscribers(
-            parsed,
-            target_list=form.cleaned_data.get("target_list"),
-            new_list_name=form.cleaned_data.get("new_list_name", ""),
-            skip_invalid=form.cleaned_data.get("skip_invalid", False),
-        )
-        if result.saved:
-            messages.success(
-                request,
-                ngettext(
-                    "Imported %(created)s new subscriber; %(existing)s already known.",
-                    "Imported %(created)s new subscribers; %(existing)s already known.",
-                    result.created,
-                )
-                % {"created": result.created, "existing": len(result.existing)},
-            )
-            # The report stays on the page; the form starts empty so a second click
-            # on "Import" does not send the same rows again.
-            form = SubscriberImportForm()
-        elif result.error:
-            messages.error(request, result.error)
-        elif parsed.errors:
-            count = len(parsed.errors)
-            messages.error(
-                request,
-                ngettext(
-                    "Nothing was imported: %(count)s line has errors (see below).",
-                    "Nothing was imported: %(count)s lines have errors (see below).",
-                    count,
-                )
-                % {"count": count},
-            )
-        else:
-            messages.warning(request, _("The file has no subscribers to import."))
-        return self.render({"form": form, "result": result})
-
-
-def filtered_subscribers(model_admin, request):
-    """Subscribers as the index shows them: its search and list/status filters."""
-    qs = Subscriber.objects.prefetch_related("lists").order_by("email_normalized")
-    list_id = request.GET.get("lists__id__exact", "")
-    if list_id.isascii() and list_id.isdigit():
-        qs = qs.filter(lists__pk=int(list_id))
-    status = request.GET.get("subscribed__exact", "")
-    if status in ("0", "1"):
-        qs = qs.filter(subscribed=status == "1")
-    query = request.GET.get("q", "").strip()
-    if query:
-        qs = qs.filter(Q(name__icontains=query) | Q(email__icontains=query))
-    return qs.distinct()
-
-
-class SubscriberExportView(InvitationsView):
-    def get(self, request):
-        rows = (
-            (
-                s.name,
-                s.email,
-                " | ".join(lst.name for lst in s.lists.all()),
-                "yes" if s.subscribed else "no",
-                s.source,
-                s.created_at.isoformat(),
-            )
-            for s in filtered_subscribers(self.model_admin, request).iterator(
-                chunk_size=1000
-            )
-        )
-        return csv_response(
-            "subscribers.csv",
-            ["name", "email", "lists", "subscribed", "source", "created_at"],
-            rows,
-        )
-
-
-# --- mailings --------------------------------------------------------------------
 
 
 class MailingView(InvitationsView):
@@ -306,7 +130,7 @@ class MailingDetailView(MailingView):
         is_draft = mailing.status == MailingStatus.DRAFT
         return self.render(
             {
-                "progress": progress_data(mailing),
+                "progress": mailing.progress_summary(),
                 "is_draft": is_draft,
                 "summary": audience.summarize(mailing) if is_draft else None,
                 "page_obj": page,
@@ -332,7 +156,7 @@ class MailingProgressView(MailingView):
     """JSON for the progress bar (polled every 2 s)."""
 
     def get(self, request, instance_pk):
-        response = JsonResponse(progress_data(self.mailing))
+        response = JsonResponse(self.mailing.progress_summary())
         response["Cache-Control"] = "private, no-store"
         return response
 
@@ -612,10 +436,6 @@ class MailingMessagesView(MailingView):
 
 def invitation_buttons(page, user, *, priority: int = 50) -> list:
     """A "Send invitation" button on webinar pages for users who may compose."""
-    from wagtail.admin.widgets import Button
-
-    from ..models import WebinarPage
-
     if not issubclass(page.specific_class or object, WebinarPage):
         return []
     if not user.has_perm(permissions.ADD_MAILING):

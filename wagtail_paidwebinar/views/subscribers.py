@@ -1,0 +1,108 @@
+"""Admin views of the subscribers: import a CSV, export the filtered listing.
+
+Thin: each checks a permission, validates input and calls
+:mod:`wagtail_paidwebinar.subscribers`. The URLs are registered by ``modeladmin.py``.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from wagtail.admin import messages
+
+from ..csvutils import csv_response
+from ..forms.invitations import SubscriberImportForm
+from ..models import Subscriber
+from ..subscribers import import_subscribers, parse_subscriber_csv
+from .base import InvitationsView
+
+
+class SubscriberImportView(InvitationsView):
+    template_name = "wagtail_paidwebinar/admin/invitations/subscriber_import.html"
+    page_title = _("Import subscribers")
+    http_method_names = ["get", "head", "post"]
+
+    def has_permission(self, user) -> bool:
+        return self.model_admin.permission_helper.user_can_create(user)
+
+    def get(self, request):
+        return self.render({"form": SubscriberImportForm()})
+
+    def post(self, request):
+        form = SubscriberImportForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self.render({"form": form}, status=200)
+        parsed = parse_subscriber_csv(form.cleaned_data["csv_text"])
+        result = import_subscribers(
+            parsed,
+            target_list=form.cleaned_data.get("target_list"),
+            new_list_name=form.cleaned_data.get("new_list_name", ""),
+            skip_invalid=form.cleaned_data.get("skip_invalid", False),
+        )
+        if result.saved:
+            messages.success(
+                request,
+                ngettext(
+                    "Imported %(created)s new subscriber; %(existing)s already known.",
+                    "Imported %(created)s new subscribers; %(existing)s already known.",
+                    result.created,
+                )
+                % {"created": result.created, "existing": len(result.existing)},
+            )
+            # The report stays on the page; the form starts empty so a second click
+            # on "Import" does not send the same rows again.
+            form = SubscriberImportForm()
+        elif result.error:
+            messages.error(request, result.error)
+        elif parsed.errors:
+            count = len(parsed.errors)
+            messages.error(
+                request,
+                ngettext(
+                    "Nothing was imported: %(count)s line has errors (see below).",
+                    "Nothing was imported: %(count)s lines have errors (see below).",
+                    count,
+                )
+                % {"count": count},
+            )
+        else:
+            messages.warning(request, _("The file has no subscribers to import."))
+        return self.render({"form": form, "result": result})
+
+
+def filtered_subscribers(model_admin, request):
+    """Subscribers as the index shows them: its search and list/status filters."""
+    qs = Subscriber.objects.prefetch_related("lists").order_by("email_normalized")
+    list_id = request.GET.get("lists__id__exact", "")
+    if list_id.isascii() and list_id.isdigit():
+        qs = qs.filter(lists__pk=int(list_id))
+    status = request.GET.get("subscribed__exact", "")
+    if status in ("0", "1"):
+        qs = qs.filter(subscribed=status == "1")
+    query = request.GET.get("q", "").strip()
+    if query:
+        qs = qs.filter(Q(name__icontains=query) | Q(email__icontains=query))
+    return qs.distinct()
+
+
+class SubscriberExportView(InvitationsView):
+    def get(self, request):
+        rows = (
+            (
+                s.name,
+                s.email,
+                " | ".join(lst.name for lst in s.lists.all()),
+                "yes" if s.subscribed else "no",
+                s.source,
+                s.created_at.isoformat(),
+            )
+            for s in filtered_subscribers(self.model_admin, request).iterator(
+                chunk_size=1000
+            )
+        )
+        return csv_response(
+            "subscribers.csv",
+            ["name", "email", "lists", "subscribed", "source", "created_at"],
+            rows,
+        )
