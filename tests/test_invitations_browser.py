@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from tests.utils import make_index, make_user, make_webinar
+from tests.utils import admin_url, make_index, make_user, make_webinar
 from wagtail_paidwebinar.actions import generate_links
 from wagtail_paidwebinar.mailing import create_mailing
 from wagtail_paidwebinar.models import (
@@ -63,7 +63,7 @@ def test_progress_bar_updates_live(live_server, monkeypatch):
     client = Client()
     client.force_login(make_user("live", superuser=True))
     session = client.cookies["sessionid"].value
-    url = f"{live_server.url}/admin/wagtail_paidwebinar/mailing/detail/{mailing.pk}/"
+    url = live_server.url + admin_url("mailing", "detail", mailing.pk)
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

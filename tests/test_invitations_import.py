@@ -9,12 +9,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from tests.utils import admin_url
 from wagtail_paidwebinar.models import Subscriber, SubscriberList
 from wagtail_paidwebinar.subscribers import parse_subscriber_csv
 
-IMPORT_URL = "wagtail_paidwebinar_subscriber_modeladmin_import"
-EXPORT_URL = "wagtail_paidwebinar_subscriber_modeladmin_export_all"
-INDEX_URL = "wagtail_paidwebinar_subscriber_modeladmin_index"
+IMPORT_URL = ("subscriber", "import")
+EXPORT_URL = ("subscriber", "export_all")
+INDEX_URL = ("subscriber", "index")
 
 
 def upload(content: bytes, name: str = "people.csv") -> SimpleUploadedFile:
@@ -25,7 +26,7 @@ def post_import(client, content: bytes | None = None, text: str = "", **extra):
     data = {"text": text, **extra}
     if content is not None:
         data["file"] = upload(content)
-    return client.post(reverse(IMPORT_URL), data)
+    return client.post(admin_url(*IMPORT_URL), data)
 
 
 # --- the parser -----------------------------------------------------------------
@@ -195,7 +196,7 @@ def test_export_neutralises_formulas_and_keeps_polish_letters(
 ):
     Subscriber.objects.create(name='=HYPERLINK("http://evil")', email="f@example.com")
     Subscriber.objects.create(name="Zażółć Gęślą Jaźń", email="z@example.com")
-    response = mailing_editor_client.get(reverse(EXPORT_URL))
+    response = mailing_editor_client.get(admin_url(*EXPORT_URL))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     rows = read_csv(response)
@@ -210,7 +211,7 @@ def test_export_neutralises_formulas_and_keeps_polish_letters(
 def test_export_follows_the_listing_filters(mailing_editor_client, subscriber_list):
     Subscriber.objects.create(name="Outside", email="out@example.com")
     response = mailing_editor_client.get(
-        reverse(EXPORT_URL),
+        admin_url(*EXPORT_URL),
         {"lists__id__exact": subscriber_list.pk, "subscribed__exact": "1"},
     )
     emails = {row[1] for row in read_csv(response)[1:]}
@@ -220,7 +221,7 @@ def test_export_follows_the_listing_filters(mailing_editor_client, subscriber_li
 @pytest.mark.parametrize("url", [IMPORT_URL, EXPORT_URL, INDEX_URL])
 def test_subscriber_pages_refuse_users_without_permission(client, plain_editor, url):
     client.force_login(plain_editor)
-    response = client.get(reverse(url))
+    response = client.get(admin_url(*url))
     assert response.status_code == 302
     assert response.url == reverse("wagtailadmin_home")
 
@@ -230,24 +231,25 @@ def test_import_needs_add_permission(client, db):
 
     viewer = make_user("viewer", perms=["wagtail_paidwebinar.view_subscriber"])
     client.force_login(viewer)
-    assert client.get(reverse(INDEX_URL)).status_code == 200
+    assert client.get(admin_url(*INDEX_URL)).status_code == 200
     assert (
-        client.post(reverse(IMPORT_URL), {"text": "a,a@example.com"}).status_code == 302
+        client.post(admin_url(*IMPORT_URL), {"text": "a,a@example.com"}).status_code
+        == 302
     )
     assert Subscriber.objects.count() == 0
-    assert client.get(reverse(EXPORT_URL)).status_code == 200
+    assert client.get(admin_url(*EXPORT_URL)).status_code == 200
 
 
 # --- add / edit one subscriber ----------------------------------------------------
 
-CREATE_URL = "wagtail_paidwebinar_subscriber_modeladmin_create"
+CREATE_URL = ("subscriber", "create")
 
 
 def test_add_subscriber_rejects_a_duplicate_email_case_insensitively(
     mailing_editor_client, subscriber_list
 ):
     response = mailing_editor_client.post(
-        reverse(CREATE_URL),
+        admin_url(*CREATE_URL),
         {
             "name": "Ewa Again",
             "email": "EWA@Example.com",
@@ -264,13 +266,13 @@ def test_add_subscriber_rejects_bidi_controls_and_saves_good_ones(
     mailing_editor_client,
 ):
     response = mailing_editor_client.post(
-        reverse(CREATE_URL),
+        admin_url(*CREATE_URL),
         {"name": "Evil\u202eName", "email": "evil@example.com", "subscribed": "on"},
     )
     assert response.status_code == 200
     assert not Subscriber.objects.exists()
     response = mailing_editor_client.post(
-        reverse(CREATE_URL),
+        admin_url(*CREATE_URL),
         {"name": "  Łucja   Żak ", "email": "Lucja@Example.pl", "subscribed": "on"},
     )
     assert response.status_code == 302

@@ -10,9 +10,9 @@ from email.utils import parseaddr
 
 from django.core import mail
 from django.test import Client
-from django.urls import reverse
 
 from tests.fixtures_invitations import draftail
+from tests.utils import admin_url
 from wagtail_paidwebinar.models import (
     Mailing,
     MailingRecipient,
@@ -22,7 +22,7 @@ from wagtail_paidwebinar.models import (
 
 
 def url(action: str, *args) -> str:
-    return reverse(f"wagtail_paidwebinar_mailing_modeladmin_{action}", args=args)
+    return admin_url("mailing", action, *args)
 
 
 def rcpt(message) -> str:

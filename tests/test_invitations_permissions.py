@@ -16,7 +16,7 @@ from tests.fixtures_invitations import (
     MAILING_SEND,
     SUBSCRIBER_PERMS,
 )
-from tests.utils import make_user
+from tests.utils import admin_url, make_user
 from wagtail_paidwebinar.models import Mailing, MailingStatus, Subscriber
 
 HOME = "/admin/"
@@ -51,10 +51,9 @@ USERS = {
 
 
 def action_url(action: str, mailing: Mailing) -> str:
-    name = f"wagtail_paidwebinar_mailing_modeladmin_{action}"
     if action in ("index", "create"):
-        return reverse(name)
-    return reverse(name, args=[mailing.pk])
+        return admin_url("mailing", action)
+    return admin_url("mailing", action, mailing.pk)
 
 
 @pytest.mark.parametrize("role", sorted(USERS))
@@ -108,16 +107,11 @@ def test_preview_masks_links_for_users_who_may_not_see_them(
 
 def test_subscriber_admin_needs_subscriber_permissions(client, subscriber_list):
     client.force_login(make_user("composer", perms=MAILING_COMPOSE))
-    response = client.get(reverse("wagtail_paidwebinar_subscriber_modeladmin_index"))
+    response = client.get(admin_url("subscriber", "index"))
     assert response.status_code == 302 and response.url == HOME
     client.force_login(make_user("subs", perms=SUBSCRIBER_PERMS))
-    assert (
-        client.get(
-            reverse("wagtail_paidwebinar_subscriber_modeladmin_index")
-        ).status_code
-        == 200
-    )
-    response = client.get(reverse("wagtail_paidwebinar_mailing_modeladmin_index"))
+    assert client.get(admin_url("subscriber", "index")).status_code == 200
+    response = client.get(admin_url("mailing", "index"))
     assert response.status_code == 302 and response.url == HOME
 
 
@@ -129,14 +123,10 @@ def test_names_are_escaped_in_admin_listings(mailing_editor_client, subscriber_l
     subscriber_list.name = "<img src=x onerror=alert(1)>"
     subscriber_list.save()
     for name in ("subscriber", "subscriberlist"):
-        body = mailing_editor_client.get(
-            reverse(f"wagtail_paidwebinar_{name}_modeladmin_index")
-        ).content.decode()
+        body = mailing_editor_client.get(admin_url(name, "index")).content.decode()
         assert '<script>alert("x")</script>' not in body
         assert "<img src=x onerror=alert(1)>" not in body
-    body = mailing_editor_client.get(
-        reverse("wagtail_paidwebinar_subscriber_modeladmin_index")
-    ).content.decode()
+    body = mailing_editor_client.get(admin_url("subscriber", "index")).content.decode()
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
 
 
@@ -186,31 +176,29 @@ def test_test_send_without_own_address(client, draft_mailing):
 
 def test_listings_show_counts(mailing_editor_client, draft_mailing, subscriber_list):
     body = mailing_editor_client.get(
-        reverse("wagtail_paidwebinar_subscriberlist_modeladmin_index")
+        admin_url("subscriberlist", "index")
     ).content.decode()
     assert "Newsletter" in body
     Mailing.objects.filter(pk=draft_mailing.pk).update(status=MailingStatus.DONE)
-    body = mailing_editor_client.get(
-        reverse("wagtail_paidwebinar_mailing_modeladmin_index")
-    ).content.decode()
+    body = mailing_editor_client.get(admin_url("mailing", "index")).content.decode()
     assert "0 sent, 0 failed, 0 in total" in body
 
 
 @pytest.mark.parametrize(
     "name",
     [
-        "wagtail_paidwebinar_subscriberlist_modeladmin_index",
-        "wagtail_paidwebinar_subscriberlist_modeladmin_create",
-        "wagtail_paidwebinar_signature_modeladmin_index",
-        "wagtail_paidwebinar_signature_modeladmin_create",
-        "wagtail_paidwebinar_subscriber_modeladmin_create",
+        ("subscriberlist", "index"),
+        ("subscriberlist", "create"),
+        ("signature", "index"),
+        ("signature", "create"),
+        ("subscriber", "create"),
     ],
 )
 def test_other_invitations_pages_need_their_model_permissions(
     client, plain_editor, mailing_editor, name
 ):
     client.force_login(plain_editor)
-    response = client.get(reverse(name))
+    response = client.get(admin_url(*name))
     assert response.status_code == 302 and response.url == HOME
     client.force_login(
         make_user(
@@ -221,18 +209,18 @@ def test_other_invitations_pages_need_their_model_permissions(
             ],
         )
     )
-    assert client.get(reverse(name)).status_code == 200
+    assert client.get(admin_url(*name)).status_code == 200
 
 
 def test_compose_prefills_the_webinar(mailing_editor_client, webinar):
     response = mailing_editor_client.get(
-        reverse("wagtail_paidwebinar_mailing_modeladmin_create"),
+        admin_url("mailing", "create"),
         {"webinar": webinar.pk},
     )
     assert response.status_code == 200
     assert response.context["form"].initial["webinar"] == webinar.pk
     bad = mailing_editor_client.get(
-        reverse("wagtail_paidwebinar_mailing_modeladmin_create"), {"webinar": "x" * 50}
+        admin_url("mailing", "create"), {"webinar": "x" * 50}
     )
     assert bad.status_code == 200
 
@@ -243,11 +231,11 @@ def test_send_invitation_button_on_webinar_pages(
     edit = reverse("wagtailadmin_pages:edit", args=[webinar.pk])
     response = admin_client.get(edit)
     assert response.status_code == 200
-    create = reverse("wagtail_paidwebinar_mailing_modeladmin_create")
+    create = admin_url("mailing", "create")
     assert f"{create}?webinar={webinar.pk}" in response.content.decode()
     # Not offered to someone who may edit pages but not compose mailings.
     editor = make_user("pages_only")
-    from wagtail_paidwebinar.views.mailings import invitation_buttons
+    from wagtail_paidwebinar.modeladmin import invitation_buttons
 
     assert invitation_buttons(webinar, editor) == []
     assert (

@@ -13,17 +13,15 @@ from django.urls import reverse
 from wagtail.models import ModelLogEntry
 
 from tests.fixtures_links import LINK_PERMS
-from tests.utils import make_user, make_webinar
+from tests.utils import admin_url, make_user, make_webinar
 from wagtail_paidwebinar.actions import generate_links
 from wagtail_paidwebinar.models import LinkDevice, LinkStatus, PersonalLink
 
 pytestmark = pytest.mark.django_db
 
-NS = "wagtailsnippets_wagtail_paidwebinar_personallink"
-
 
 def url(name, *args, **kwargs):
-    return reverse(f"{NS}:{name}", args=args or None, kwargs=kwargs or None)
+    return admin_url(PersonalLink, name, *args, **kwargs)
 
 
 def login(user) -> Client:

@@ -1,10 +1,12 @@
 """The "Invitations" admin menu, built with wagtail-modeladmin.
 
 All use of wagtail-modeladmin is confined to this module (it is in maintenance mode),
-so moving to Wagtail's ModelViewSet later touches one file. The extra pages (import,
-export, preview, send, progress...) are thin views in ``views/subscribers.py``
-and ``views/mailings.py``
-registered through ``get_admin_urls_for_registration``.
+so moving to Wagtail's ModelViewSet later touches this file and the tests' URL helper
+(``tests/utils.admin_url``). The extra pages (import, export, preview, send,
+progress...) are framework-neutral views in ``views/subscribers.py`` and
+``views/mailings.py``; :class:`ModelAdminViewMixin` adapts them (permission checks,
+URLs, the listing's filter query string) and ``get_admin_urls_for_registration``
+registers them.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from django.urls import re_path, reverse
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
 from wagtail.admin.panels import ObjectList
+from wagtail.admin.widgets import Button
 from wagtail_modeladmin.helpers import AdminURLHelper, ButtonHelper
 from wagtail_modeladmin.options import ModelAdmin, ModelAdminGroup
 from wagtail_modeladmin.views import CreateView, DeleteView, EditView, IndexView
 
 from . import mailing as api
+from . import permissions
 from .forms.invitations import MailingForm, SubscriberForm
 from .models import (
     Mailing,
@@ -30,6 +34,7 @@ from .models import (
     Signature,
     Subscriber,
     SubscriberList,
+    WebinarPage,
 )
 from .views import mailings as mailing_views
 from .views import subscribers as subscriber_views
@@ -43,6 +48,38 @@ class URLHelper(AdminURLHelper):
 
     def _get_object_specific_action_url_pattern(self, action):
         return rf"^{self.base_url_path}/{action}/(?P<instance_pk>[0-9]{{1,18}})/$"
+
+
+class ModelAdminViewMixin:
+    """The adapter between an Invitations view (``views.base.InvitationsView``) and
+    the ``ModelAdmin`` that registers it: the one place those views meet
+    modeladmin's permission and URL helpers."""
+
+    model_admin = None
+
+    def user_can(self, user, action: str, obj=None) -> bool:
+        helper = self.model_admin.permission_helper
+        if obj is None:
+            return getattr(helper, f"user_can_{action}")(user)
+        return getattr(helper, f"user_can_{action}_obj")(user, obj)
+
+    def index_url(self) -> str:
+        return self.model_admin.url_helper.index_url
+
+    def index_label(self) -> str:
+        return self.model_admin.get_menu_label()
+
+    def action_url(self, action: str, *args) -> str:
+        return self.model_admin.url_helper.get_action_url(action, *args)
+
+    def listing_filters(self) -> dict:
+        return self.model_admin.listing_filters(self.request.GET)
+
+
+def _adapted(view_class: type, model_admin, **initkwargs):
+    """``view_class`` as a view function driven by ``model_admin``."""
+    adapted = type(view_class.__name__, (ModelAdminViewMixin, view_class), {})
+    return adapted.as_view(model_admin=model_admin, **initkwargs)
 
 
 def _extra_urls(model_admin, views_by_action: dict) -> tuple:
@@ -92,6 +129,19 @@ class SubscriberAdmin(ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("lists")
 
+    def listing_filters(self, query) -> dict:
+        """The index's list and status filters and search (modeladmin's query
+        string) as arguments of :func:`subscribers.filtered_subscribers`."""
+        list_id = query.get("lists__id__exact", "")
+        status = query.get("subscribed__exact", "")
+        return {
+            "list_id": int(list_id)
+            if list_id.isascii() and list_id.isdigit()
+            else None,
+            "subscribed": status == "1" if status in ("0", "1") else None,
+            "search": query.get("q", "").strip(),
+        }
+
     @admin_display(description=_("lists"))
     def list_names(self, obj: Subscriber) -> str:
         return ", ".join(lst.name for lst in obj.lists.all())
@@ -100,12 +150,8 @@ class SubscriberAdmin(ModelAdmin):
         return super().get_admin_urls_for_registration() + _extra_urls(
             self,
             {
-                "import": subscriber_views.SubscriberImportView.as_view(
-                    model_admin=self
-                ),
-                "export_all": subscriber_views.SubscriberExportView.as_view(
-                    model_admin=self
-                ),
+                "import": _adapted(subscriber_views.SubscriberImportView, self),
+                "export_all": _adapted(subscriber_views.SubscriberExportView, self),
             },
         )
 
@@ -301,10 +347,10 @@ class MailingAdmin(ModelAdmin):
             "export": mailing_views.MailingExportView,
             "messages": mailing_views.MailingMessagesView,
         }
-        built = {name: view.as_view(model_admin=self) for name, view in actions.items()}
+        built = {name: _adapted(view, self) for name, view in actions.items()}
         for action in ("pause", "resume", "cancel", "retry"):
-            built[action] = mailing_views.MailingActionView.as_view(
-                model_admin=self, action=action
+            built[action] = _adapted(
+                mailing_views.MailingActionView, self, action=action
             )
         return super().get_admin_urls_for_registration() + _extra_urls(self, built)
 
@@ -314,3 +360,21 @@ class InvitationsGroup(ModelAdminGroup):
     menu_icon = "mail"
     menu_order = 250
     items = (MailingAdmin, SubscriberAdmin, SubscriberListAdmin, SignatureAdmin)
+
+
+def invitation_buttons(page, user, *, priority: int = 50) -> list[Button]:
+    """A "Send invitation" button (the compose form, webinar pre-selected) on
+    webinar pages for users who may create mailings."""
+    if not issubclass(page.specific_class or object, WebinarPage):
+        return []
+    if not permissions.can_add_mailing(user):
+        return []
+    url = URLHelper(Mailing).create_url
+    return [
+        Button(
+            _("Send invitation"),
+            url=f"{url}?webinar={page.pk}",
+            icon_name="mail",
+            priority=priority,
+        )
+    ]

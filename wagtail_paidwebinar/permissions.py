@@ -27,6 +27,11 @@ def can_see_link_urls(user) -> bool:
     return user.is_active and user.has_perm(VIEW_LINK_URLS)
 
 
+def can_add_mailing(user) -> bool:
+    """May ``user`` start a new mailing (the "Send invitation" button)?"""
+    return user.has_perm(ADD_MAILING)
+
+
 def can_compose_mailing(user) -> bool:
     """May ``user`` write mailings (create or change a draft, send a test)?"""
     return user.has_perm(ADD_MAILING) or user.has_perm(CHANGE_MAILING)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
@@ -382,3 +383,18 @@ def _save(
             for list_id in row_lists
         )
     through.objects.bulk_create(links, batch_size=_CHUNK, ignore_conflicts=True)
+
+
+def filtered_subscribers(
+    *, list_id: int | None = None, subscribed: bool | None = None, search: str = ""
+) -> QuerySet[Subscriber]:
+    """Subscribers as the admin listing shows them: on list ``list_id``, with
+    ``subscribed`` state, ``search`` in the name or e-mail (``None``/empty: any)."""
+    qs = Subscriber.objects.prefetch_related("lists").order_by("email_normalized")
+    if list_id is not None:
+        qs = qs.filter(lists__pk=list_id)
+    if subscribed is not None:
+        qs = qs.filter(subscribed=subscribed)
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(email__icontains=search))
+    return qs.distinct()

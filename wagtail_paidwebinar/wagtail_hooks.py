@@ -80,13 +80,13 @@ _register_invitations()
 
 @hooks.register("register_page_header_buttons")
 def paidwebinar_invitation_header_button(page, user, view_name=None, next_url=None):
-    from .views.mailings import invitation_buttons
+    from .modeladmin import invitation_buttons
 
     return invitation_buttons(page, user, priority=50)
 
 
 @hooks.register("register_page_listing_more_buttons")
 def paidwebinar_invitation_more_button(page, user, next_url=None):
-    from .views.mailings import invitation_buttons
+    from .modeladmin import invitation_buttons
 
     return invitation_buttons(page, user, priority=50)

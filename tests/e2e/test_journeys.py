@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from tests.e2e.a11y import assert_accessible_basics, contrast_failures
-from tests.utils import make_webinar
+from tests.utils import admin_url, make_webinar
 from wagtail_paidwebinar.actions import generate_links
 from wagtail_paidwebinar.models import PersonalLink, WebinarPage
 
@@ -268,9 +268,7 @@ def test_editor_invites_and_visitor_joins(e2e_site, browsers, delivery, shots):
 
     # --- the editor revokes the link; the visitor's next page load is refused ----
     link = PersonalLink.objects.get(webinar=webinar, email_normalized=ANNA)
-    editor.goto(
-        f"/admin/snippets/wagtail_paidwebinar/personallink/?webinar={webinar.pk}"
-    )
+    editor.goto(f"{admin_url(PersonalLink, 'list')}?webinar={webinar.pk}")
     row = editor.locator("tr", has_text="Anna Nowak")
     row.get_by_role("button", name=re.compile("More options")).click()
     editor.get_by_role("link", name="Revoke").click()
@@ -348,7 +346,7 @@ def test_generate_links_page_has_no_javascript_errors(e2e_site, browsers):
     """E2E-1 (docs/notes/e2e_bugs.md): the expiry date picker's script was missing."""
     editor = browsers.new_page()
     admin_login(editor, e2e_site)
-    editor.goto("/admin/snippets/wagtail_paidwebinar/personallink/generate/")
+    editor.goto(admin_url(PersonalLink, "generate"))
     editor.click("#id_expires_at")
     expect(editor.locator(".xdsoft_datetimepicker").first).to_be_visible(timeout=3000)
     assert not browsers.page_errors

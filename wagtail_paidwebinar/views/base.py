@@ -11,14 +11,19 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 
 class InvitationsView(WagtailAdminTemplateMixin, View):
-    """Base: admin furniture, a permission check, breadcrumbs under the index."""
+    """Base: admin furniture, a permission check, breadcrumbs under the index.
 
-    model_admin = None
+    Independent of the admin framework that lists the models: the registering
+    module mixes in an adapter (``modeladmin.ModelAdminViewMixin`` today) that
+    answers :meth:`user_can`, :meth:`index_url`, :meth:`index_label`,
+    :meth:`action_url` and :meth:`listing_filters`.
+    """
+
     header_icon = "mail"
     http_method_names = ["get", "head"]
 
     def has_permission(self, user) -> bool:
-        return self.model_admin.permission_helper.user_can_list(user)
+        return self.user_can(user, "list")
 
     def dispatch(self, request, *args, **kwargs):
         # Wagtail's admin URL decorator turns PermissionDenied into a redirect with
@@ -27,20 +32,33 @@ class InvitationsView(WagtailAdminTemplateMixin, View):
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
-    @property
-    def url_helper(self):
-        return self.model_admin.url_helper
+    # --- supplied by the admin adapter --------------------------------------------
+
+    def user_can(self, user, action: str, obj=None) -> bool:
+        """May ``user`` do ``action`` ("list", "create", "edit", "delete") on the
+        model (or on ``obj``)?"""
+        raise NotImplementedError
+
+    def index_url(self) -> str:
+        raise NotImplementedError
+
+    def index_label(self) -> str:
+        raise NotImplementedError
 
     def action_url(self, action: str, *args) -> str:
-        return self.url_helper.get_action_url(action, *args)
+        raise NotImplementedError
+
+    def listing_filters(self) -> dict:
+        """The listing's filters and search in this request, as keyword arguments
+        for the domain's query function."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------------------
 
     def get_breadcrumbs_items(self):
         return [
             {"url": reverse("wagtailadmin_home"), "label": _("Home")},
-            {
-                "url": self.url_helper.index_url,
-                "label": self.model_admin.get_menu_label(),
-            },
+            {"url": self.index_url(), "label": self.index_label()},
             *self.extra_breadcrumbs(),
             {"url": "", "label": self.get_page_title()},
         ]

@@ -15,17 +15,15 @@ from urllib.parse import quote
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail.admin import messages
-from wagtail.admin.widgets import Button
 
 from .. import mailing as api
 from .. import permissions
 from ..csvutils import csv_response
 from ..mailing.render import build_template
-from ..models import Mailing, MailingStatus, RecipientStatus, WebinarPage
+from ..models import Mailing, MailingStatus, RecipientStatus
 from . import mailing_audience as audience
 from .base import InvitationsView
 
@@ -136,18 +134,13 @@ class MailingDetailView(MailingView):
                 "page_obj": page,
                 "status_filter": status_filter,
                 "status_choices": RecipientStatus.choices,
-                "can_edit": is_draft
-                and self.model_admin.permission_helper.user_can_edit_obj(
-                    request.user, mailing
-                ),
+                "can_edit": is_draft and self.user_can(request.user, "edit", mailing),
                 "can_delete": mailing.status
                 not in (
                     MailingStatus.QUEUED,
                     MailingStatus.SENDING,
                 )
-                and self.model_admin.permission_helper.user_can_delete_obj(
-                    request.user, mailing
-                ),
+                and self.user_can(request.user, "delete", mailing),
             }
         )
 
@@ -432,20 +425,3 @@ class MailingMessagesView(MailingView):
         )
         response["Cache-Control"] = "private, no-store"
         return response
-
-
-def invitation_buttons(page, user, *, priority: int = 50) -> list:
-    """A "Send invitation" button on webinar pages for users who may compose."""
-    if not issubclass(page.specific_class or object, WebinarPage):
-        return []
-    if not user.has_perm(permissions.ADD_MAILING):
-        return []
-    url = reverse("wagtail_paidwebinar_mailing_modeladmin_create")
-    return [
-        Button(
-            _("Send invitation"),
-            url=f"{url}?webinar={page.pk}",
-            icon_name="mail",
-            priority=priority,
-        )
-    ]

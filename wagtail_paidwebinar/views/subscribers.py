@@ -6,15 +6,17 @@ Thin: each checks a permission, validates input and calls
 
 from __future__ import annotations
 
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail.admin import messages
 
 from ..csvutils import csv_response
 from ..forms.invitations import SubscriberImportForm
-from ..models import Subscriber
-from ..subscribers import import_subscribers, parse_subscriber_csv
+from ..subscribers import (
+    filtered_subscribers,
+    import_subscribers,
+    parse_subscriber_csv,
+)
 from .base import InvitationsView
 
 
@@ -24,7 +26,7 @@ class SubscriberImportView(InvitationsView):
     http_method_names = ["get", "head", "post"]
 
     def has_permission(self, user) -> bool:
-        return self.model_admin.permission_helper.user_can_create(user)
+        return self.user_can(user, "create")
 
     def get(self, request):
         return self.render({"form": SubscriberImportForm()})
@@ -71,21 +73,6 @@ class SubscriberImportView(InvitationsView):
         return self.render({"form": form, "result": result})
 
 
-def filtered_subscribers(model_admin, request):
-    """Subscribers as the index shows them: its search and list/status filters."""
-    qs = Subscriber.objects.prefetch_related("lists").order_by("email_normalized")
-    list_id = request.GET.get("lists__id__exact", "")
-    if list_id.isascii() and list_id.isdigit():
-        qs = qs.filter(lists__pk=int(list_id))
-    status = request.GET.get("subscribed__exact", "")
-    if status in ("0", "1"):
-        qs = qs.filter(subscribed=status == "1")
-    query = request.GET.get("q", "").strip()
-    if query:
-        qs = qs.filter(Q(name__icontains=query) | Q(email__icontains=query))
-    return qs.distinct()
-
-
 class SubscriberExportView(InvitationsView):
     def get(self, request):
         rows = (
@@ -97,7 +84,7 @@ class SubscriberExportView(InvitationsView):
                 s.source,
                 s.created_at.isoformat(),
             )
-            for s in filtered_subscribers(self.model_admin, request).iterator(
+            for s in filtered_subscribers(**self.listing_filters()).iterator(
                 chunk_size=1000
             )
         )
