@@ -113,7 +113,7 @@ def test_expiry(webinar):
 def test_generation_is_logged_on_the_webinar_without_token(webinar):
     user = make_user("gen")
     result = generate_links(webinar, "Anna\nJan", user=user)
-    entry = PageLogEntry.objects.get(action="wagtail_paidwebinar.links.generate")
+    entry = PageLogEntry.objects.get(action="wagtail_paidwebinar.link.generate")
     assert entry.page_id == webinar.pk and entry.user == user
     assert entry.data["count"] == 2
     assert "Generated 2 personal links" in str(entry.message)

@@ -28,7 +28,9 @@ BATCH_SIZE = 1000
 # Rows per INSERT ... unnest() on PostgreSQL (one array parameter per column).
 PG_BATCH_SIZE = 10_000
 
-ACTION_GENERATE = "wagtail_paidwebinar.links.generate"
+# Audit-log action names are stored in every log entry: one form,
+# "wagtail_paidwebinar.link.<verb>", and never renamed after a release.
+ACTION_GENERATE = "wagtail_paidwebinar.link.generate"
 ACTION_REVOKE = "wagtail_paidwebinar.link.revoke"
 ACTION_RESET = "wagtail_paidwebinar.link.reset_devices"
 ACTION_REISSUE = "wagtail_paidwebinar.link.reissue"
