@@ -1,28 +1,25 @@
 """Registrations only; the logic lives in access.py, actions.py, viewsets.py,
 modeladmin.py and mailing/."""
 
-from wagtail import hooks  # noqa: F401
+from wagtail import hooks
+from wagtail.snippets.models import register_snippet
+from wagtail_modeladmin.options import modeladmin_register
+
+from . import actions, gate
+from .modeladmin import InvitationsGroup, invitation_buttons
+from .models import WebinarPage
+from .views import attendance
+from .viewsets import PersonalLinkViewSet, RevokeBulkAction
 
 # --- personal links admin (viewsets.py) -------------------------------------------
 
+register_snippet(PersonalLinkViewSet)
+hooks.register("register_bulk_action", RevokeBulkAction)
+
 
 @hooks.register("register_log_actions")
-def register_link_log_actions(actions):
-    from .actions import register_log_actions as register
-
-    register(actions)
-
-
-def _register_links_admin():
-    from wagtail.snippets.models import register_snippet
-
-    from .viewsets import PersonalLinkViewSet, RevokeBulkAction
-
-    register_snippet(PersonalLinkViewSet)
-    hooks.register("register_bulk_action", RevokeBulkAction)
-
-
-_register_links_admin()
+def register_link_log_actions(log_actions):
+    actions.register_log_actions(log_actions)
 
 
 # --- the gate (access.py / gate.py) -----------------------------------------------
@@ -33,9 +30,6 @@ def paidwebinar_gate(callback):
     """Every WebinarPage request goes through the gate; other pages pass untouched."""
 
     def inner(page, request, serve_args, serve_kwargs):
-        from . import gate
-        from .models import WebinarPage
-
         if not isinstance(page, WebinarPage):
             return callback(page, request, serve_args, serve_kwargs)
         return gate.serve_webinar(page, request, callback, serve_args, serve_kwargs)
@@ -43,50 +37,34 @@ def paidwebinar_gate(callback):
     return inner
 
 
+# --- attendance (views/attendance.py) ----------------------------------------------
+
+
 @hooks.register("register_admin_urls")
 def paidwebinar_attendance_urls():
-    from .views.attendance import urlpatterns
-
-    return urlpatterns
+    return attendance.urlpatterns
 
 
 @hooks.register("register_page_header_buttons")
 def paidwebinar_attendance_header_button(page, user, view_name=None, next_url=None):
-    from .views.attendance import attendance_buttons
-
-    return attendance_buttons(page, user, priority=45)
+    return attendance.attendance_buttons(page, user, priority=45)
 
 
 @hooks.register("register_page_listing_more_buttons")
 def paidwebinar_attendance_more_button(page, user, next_url=None):
-    from .views.attendance import attendance_buttons
-
-    return attendance_buttons(page, user, priority=45)
+    return attendance.attendance_buttons(page, user, priority=45)
 
 
 # --- invitations: subscribers and mailings (modeladmin.py, mailing/) ---------------
 
-
-def _register_invitations() -> None:
-    from wagtail_modeladmin.options import modeladmin_register
-
-    from .modeladmin import InvitationsGroup
-
-    modeladmin_register(InvitationsGroup)
-
-
-_register_invitations()
+modeladmin_register(InvitationsGroup)
 
 
 @hooks.register("register_page_header_buttons")
 def paidwebinar_invitation_header_button(page, user, view_name=None, next_url=None):
-    from .modeladmin import invitation_buttons
-
     return invitation_buttons(page, user, priority=50)
 
 
 @hooks.register("register_page_listing_more_buttons")
 def paidwebinar_invitation_more_button(page, user, next_url=None):
-    from .modeladmin import invitation_buttons
-
     return invitation_buttons(page, user, priority=50)

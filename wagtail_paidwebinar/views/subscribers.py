@@ -1,7 +1,8 @@
 """Admin views of the subscribers: import a CSV, export the filtered listing.
 
 Thin: each checks a permission, validates input and calls
-:mod:`wagtail_paidwebinar.subscribers`. The URLs are registered by ``modeladmin.py``.
+:mod:`wagtail_paidwebinar.subscribers`. The URLs are registered by
+``modeladmin.py``.
 """
 
 from __future__ import annotations
