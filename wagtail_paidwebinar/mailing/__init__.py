@@ -10,8 +10,8 @@ from .api import (
     send_test,
     start_mailing,
 )
+from .message import MailingError
 from .render import RenderedEmail, render_preview
-from .send import MailingError
 from .unsubscribe import (
     subscriber_for_unsubscribe_token,
     unsubscribe,

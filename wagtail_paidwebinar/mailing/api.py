@@ -21,8 +21,8 @@ from ..models import (
     WebinarPage,
 )
 from . import audience, jobs, ledger
+from .message import MailingError, build_message, classify
 from .render import build_template, personalise
-from .send import MailingError, build_message, classify
 
 logger = logging.getLogger(__name__)
 
