@@ -7,6 +7,7 @@ from .api import (
     pause_mailing,
     resume_mailing,
     retry_failed,
+    send_now,
     send_test,
     start_mailing,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "render_preview",
     "resume_mailing",
     "retry_failed",
+    "send_now",
     "send_test",
     "start_mailing",
     "subscriber_for_unsubscribe_token",

@@ -75,32 +75,39 @@ def enqueue_ids(
     return jobs
 
 
-def send_batch(
-    mailing_id: int,
-    recipient_ids: Sequence[int],
-    attempt: int = 0,
-    schedule_retries: bool = True,
-) -> dict:
+def send_batch(mailing_id: int, recipient_ids: Sequence[int], attempt: int = 0) -> dict:
     """Send to the pending rows among ``recipient_ids`` (the RQ job); ``attempt``
-    counts the earlier tries of these rows. Returns the counts.
-
-    Rows that hit a transient error go back to pending and, with
-    ``schedule_retries``, into a job scheduled after the next RETRY_DELAYS entry;
-    without it (``paidwebinar_send --sync``) the caller retries them."""
+    counts the earlier tries of these rows. Rows that hit a transient error go back
+    to pending and into a job scheduled after the next RETRY_DELAYS entry. Returns
+    the counts."""
     counts, retry = delivery.send_rows(mailing_id, recipient_ids)
-    if retry and schedule_retries:
+    if retry:
         _retry_later(mailing_id, retry, attempt, counts.get("error", ""))
     ledger.finish_if_complete(mailing_id)
     return counts
 
 
-def _retry_later(mailing_id: int, ids: list[int], attempt: int, error: str) -> None:
+def retry_delay(attempt: int) -> float | None:
+    """The retry policy for transient failures, for jobs and for
+    :func:`.api.send_now` alike: seconds to wait before trying again rows that
+    failed on try ``attempt`` (0 = the first), or None once RETRY_DELAYS is
+    exhausted and they must fail."""
     delays = list(get_setting("RETRY_DELAYS") or [])
-    if attempt >= len(delays):
-        ledger.fail_pending(ids, ledger.gave_up_message(attempt + 1, error))
-        logger.warning(
-            "Mailing %s: gave up on %d recipients: %s", mailing_id, len(ids), error
-        )
+    return float(delays[attempt]) if attempt < len(delays) else None
+
+
+def give_up(mailing_id: int, ids: Sequence[int], attempt: int, error: str) -> None:
+    """Fail the rows still pending among ``ids`` after try ``attempt``."""
+    ledger.fail_pending(list(ids), ledger.gave_up_message(attempt + 1, error))
+    logger.warning(
+        "Mailing %s: gave up on %d recipients: %s", mailing_id, len(ids), error
+    )
+
+
+def _retry_later(mailing_id: int, ids: list[int], attempt: int, error: str) -> None:
+    delay = retry_delay(attempt)
+    if delay is None:
+        give_up(mailing_id, ids, attempt, error)
         return
     queue = get_queue()
     if not queue.is_async:
@@ -113,4 +120,4 @@ def _retry_later(mailing_id: int, ids: list[int], attempt: int, error: str) -> N
             error,
         )
         return
-    enqueue_ids(mailing_id, ids, attempt=attempt + 1, delay=float(delays[attempt]))
+    enqueue_ids(mailing_id, ids, attempt=attempt + 1, delay=delay)
