@@ -3,6 +3,8 @@ unsubscribed addresses skipped at send time; the command; test sends; previews."
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from django.core import mail
 from django.core.management import call_command
@@ -150,6 +152,41 @@ def test_unsubscribe_tokens(subscribers):
     assert unsubscribe(people[0]) is False
     people[0].refresh_from_db()
     assert not people[0].subscribed and people[0].unsubscribed_at
+
+
+def test_unsubscribe_url_signed_under_an_old_key_still_works(
+    client, subscribers, settings
+):
+    """Rotating SECRET_KEY keeps the unsubscribe links of mails already sent working
+    while the old key is listed in SECRET_KEY_FALLBACKS."""
+    _members, people = subscribers
+    settings.SECRET_KEY = "old-key-" + "o" * 50
+    old_path = urlsplit(unsubscribe_url(people[0])).path
+    tampered_path = urlsplit(unsubscribe_url(people[1])).path
+    tampered_path = (
+        tampered_path[:-2] + ("A" if tampered_path[-2] != "A" else "B") + "/"
+    )
+    settings.SECRET_KEY = "new-key-" + "n" * 50
+    settings.SECRET_KEY_FALLBACKS = ["old-key-" + "o" * 50]
+
+    assert client.post(tampered_path).status_code == 404
+    assert client.post(old_path).status_code == 200
+    people[0].refresh_from_db()
+    people[1].refresh_from_db()
+    assert not people[0].subscribed
+    assert people[1].subscribed
+
+
+def test_unsubscribe_url_under_a_dropped_key_is_refused(client, subscribers, settings):
+    _members, people = subscribers
+    settings.SECRET_KEY = "old-key-" + "o" * 50
+    path = urlsplit(unsubscribe_url(people[0])).path
+    settings.SECRET_KEY = "new-key-" + "n" * 50
+    settings.SECRET_KEY_FALLBACKS = []
+
+    assert client.post(path).status_code == 404
+    people[0].refresh_from_db()
+    assert people[0].subscribed
 
 
 def test_command_sync_sends_in_process(webinar, smtp_settings, smtp_server, capsys):
