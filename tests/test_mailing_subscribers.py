@@ -9,10 +9,12 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from tests.fixtures_mailing import make_link_holders
 from wagtail_paidwebinar.mailing import (
     MailingError,
+    audience,
     create_mailing,
     render_preview,
     send_test,
@@ -362,3 +364,42 @@ def test_link_holders_and_a_list_one_row_per_address_the_holders_kept(
         assert row.attempts == 1
         assert row.message_id and row.sent_at is not None
     assert sorted(smtp_server.by_recipient().values()) == [1] * 6
+
+
+def test_planned_audience_is_the_audience_start_resolves(
+    webinar, subscribers, inline_queue, django_capture_on_commit_callbacks
+):
+    """The admin's preview of a draft and start_mailing ask the same rules: the same
+    addresses, the link holder kept for an address that is both."""
+    members, people = subscribers
+    holders = make_link_holders(webinar, 3)
+    PersonalLink.objects.filter(pk=holders[0].pk).update(
+        email="Sub3@Example.org", email_normalized="sub3@example.org"
+    )
+    PersonalLink.objects.filter(pk=holders[1].pk).update(revoked_at=timezone.now())
+    mailing = create_mailing(
+        webinar,
+        subject="Hello",
+        body_html="<p>Hi</p>",
+        audience=["link_holders", members],
+    )
+    planned = list(audience.planned_audience(mailing))
+    assert not audience.is_resolved(mailing)
+    with django_capture_on_commit_callbacks(execute=False):
+        start_mailing(mailing)
+
+    planned_by_email = {
+        (p.subscriber or p.link).email_normalized: p.subscriber for p in planned
+    }
+    rows = {r.email_normalized: r.subscriber_id for r in audience.ledger_rows(mailing)}
+    assert audience.is_resolved(mailing)
+    assert (
+        set(planned_by_email)
+        == set(rows)
+        == {
+            holders[2].email_normalized,
+            *(p.email_normalized for p in people),
+        }
+    )
+    assert planned_by_email["sub3@example.org"] is None
+    assert rows["sub3@example.org"] is None

@@ -113,7 +113,7 @@ def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
         if mailing.include_link_holders:
             ledger.insert_link_holders(mailing)
         ledger.insert_rows(
-            audience.list_members(mailing, user=_real_user(user) or mailing.created_by)
+            audience.member_rows(mailing, user=_real_user(user) or mailing.created_by)
         )
         ids = ledger.pending_ids(mailing.pk)
         if enqueue:
