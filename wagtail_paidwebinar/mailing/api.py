@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..conf import get_setting
 from ..models import (
@@ -259,8 +261,6 @@ def sample_link(webinar, user=None) -> PersonalLink:
     ``view_personal_link_url`` would receive a working personal URL). Id 0 makes a
     well-formed token the gate always refuses.
     """
-    from django.utils.translation import gettext as _
-
     name = ((user.get_full_name() if user is not None else "") or "").strip()
     return PersonalLink(
         pk=0, webinar=webinar, name=name or _("Test participant"), salt="sample"
@@ -278,9 +278,6 @@ def send_test(
     sample participant would get it: with ``link``, else a :func:`sample_link` the
     gate refuses. Returns the Message-ID; raises :class:`MailingError` (from the
     cause) when the message cannot be built or sent."""
-    from django.core.mail import get_connection
-    from django.utils.translation import gettext as _
-
     template = build_template(mailing)
     webinar = mailing.webinar
     link = link or sample_link(webinar, user)

@@ -26,6 +26,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..actions import generate_links
 from ..models import (
     Mailing,
     MailingRecipient,
@@ -148,8 +149,6 @@ def member_rows(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
     personal link (issued now when missing: this writes). A member whose existing
     link is revoked or expired, or for whom no link can be issued, gets a failed
     row saying why."""
-    from ..actions import generate_links
-
     if mailing.subscriber_list_id is None:
         return
     webinar = mailing.webinar.specific
@@ -162,10 +161,10 @@ def member_rows(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
     for member in members.iterator(chunk_size=CHUNK):
         chunk.append(member)
         if len(chunk) >= CHUNK:
-            yield from _chunk_rows(mailing, webinar, chunk, user, generate_links)
+            yield from _chunk_rows(mailing, webinar, chunk, user)
             chunk = []
     if chunk:
-        yield from _chunk_rows(mailing, webinar, chunk, user, generate_links)
+        yield from _chunk_rows(mailing, webinar, chunk, user)
 
 
 def _links_by_email(webinar_id: int, emails: list[str]) -> dict[str, PersonalLink]:
@@ -177,7 +176,7 @@ def _links_by_email(webinar_id: int, emails: list[str]) -> dict[str, PersonalLin
     return found
 
 
-def _chunk_rows(mailing, webinar, chunk, user, generate_links):
+def _chunk_rows(mailing, webinar, chunk, user):
     now = timezone.now()
     emails = [row[3] for row in chunk]
     links = _links_by_email(webinar.pk, emails)

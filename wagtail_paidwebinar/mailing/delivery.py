@@ -32,7 +32,13 @@ from ..models.links import personal_url
 from ..utils import absolute_page_url, base_url
 from . import ledger
 from .message import CONNECTION, PERMANENT, TRANSIENT, build_message, classify
-from .render import MailingTemplate, frozen_template, personalise
+from .render import (
+    MailingTemplate,
+    frozen_template,
+    mailing_settings_for,
+    personalise,
+)
+from .unsubscribe import token_for, url_for_token
 from .wire import (
     WireMessage,
     abort_transaction,
@@ -88,7 +94,6 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
 
     template = frozen_template(mailing)
     page_url = absolute_page_url(mailing.webinar)
-    param = get_setting("TOKEN_PARAM")
     base = base_url()
     delay = _send_delay(mailing)
     connection = get_connection(fail_silently=False)
@@ -112,7 +117,7 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
 
     def prepare(row: tuple):
         return builder.submit(
-            _prepare, mailing, template, row, page_url, param, base, connection, wire
+            _prepare, mailing, template, row, page_url, base, connection, wire
         )
 
     try:
@@ -148,8 +153,6 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
 def _send_delay(mailing: Mailing) -> float:
     """Seconds between two messages: the site's send_rate and SEND_DELAY, whichever
     is slower (per worker)."""
-    from .render import mailing_settings_for
-
     delay = max(float(get_setting("SEND_DELAY")), 0.0)
     try:
         rate = float(mailing_settings_for(mailing.webinar.specific).send_rate or 0)
@@ -351,7 +354,6 @@ def _prepare(
     template: MailingTemplate,
     row: tuple,
     page_url: str,
-    param: str,
     base: str,
     connection,
     wire: WireMessage | None,
@@ -381,8 +383,6 @@ def _prepare(
         link = personal_url(page_url, token)
         unsubscribe = ""
         if subscriber_id is not None and template.list_unsubscribe:
-            from .unsubscribe import token_for, url_for_token
-
             unsubscribe = url_for_token(
                 token_for(subscriber_id, unsubscribe_salt), base
             )

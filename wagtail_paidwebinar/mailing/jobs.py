@@ -14,6 +14,9 @@ import logging
 import uuid
 from collections.abc import Sequence
 
+import django_rq
+from rq import Retry
+
 from ..conf import get_setting
 from . import delivery, ledger
 
@@ -22,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 def get_queue():
     """The django-rq queue named by WAGTAIL_PAIDWEBINAR_QUEUE (resolved per call)."""
-    import django_rq
-
     return django_rq.get_queue(get_setting("QUEUE"))
 
 
@@ -57,8 +58,6 @@ def enqueue_ids(
         if queue.is_async:
             # An unexpected crash of the job (database restart...) is retried by
             # RQ; SMTP errors never get here, they are handled row by row.
-            from rq import Retry
-
             options["retry"] = Retry(max=3, interval=[10, 60, 300])
         if delay:
             queue.enqueue_in(

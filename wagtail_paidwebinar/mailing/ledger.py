@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from ..conf import get_setting
 from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
+from .audience import valid_links
 
 INSERT_BATCH = 1000
 
@@ -40,8 +41,6 @@ def insert_link_holders(mailing: Mailing) -> None:
     presses Send waits for this (a 10,000-recipient start took 1.9–2.1 s with
     bulk_create, 0.9–1.0 s with this). Columns come from the model; a field added
     later gets its default."""
-    from .audience import valid_links
-
     source = {
         "mailing_id": Value(mailing.pk),
         "email": F("email"),
@@ -83,12 +82,12 @@ def pending_ids(mailing_id: int) -> list[int]:
     )
 
 
-def release_stale(mailing_id: int, *, older_than: float | None = None) -> int:
+def release_stale(mailing_id: int) -> int:
     """Put back to pending the rows left 'sending' longer than STALE_SENDING_SECONDS
     (their worker was killed). The message may or may not have left: this is the one
     possible duplicate per crash."""
-    seconds = get_setting("STALE_SENDING_SECONDS") if older_than is None else older_than
-    limit = timezone.now() - dt.timedelta(seconds=float(seconds))
+    seconds = float(get_setting("STALE_SENDING_SECONDS"))
+    limit = timezone.now() - dt.timedelta(seconds=seconds)
     return (
         MailingRecipient.objects.filter(
             mailing_id=mailing_id, status=RecipientStatus.SENDING
