@@ -260,8 +260,7 @@ class _Ledger:
     relaxed on whichever connection runs them (see :func:`_relax_commit`)."""
 
     def __init__(self, *, pipelined: bool) -> None:
-        from django.db import connection as db
-
+        db = ledger.db_connection()
         self.pipelined = (
             pipelined and db.vendor == "postgresql" and not db.in_atomic_block
         )
@@ -290,10 +289,8 @@ class _Ledger:
             return
 
         def finish() -> None:
-            from django.db import connection as db
-
             self._restore()
-            db.close()  # this thread's own connection
+            ledger.db_connection().close()  # this thread's own connection
 
         try:
             self._thread.submit(finish).result()
@@ -318,8 +315,7 @@ def _relax_commit():
     loses nothing (the server has the commit); only a crash of the PostgreSQL
     server itself can lose the last ~0.6 s of ledger updates, which would then be
     sent again. Returns the function that restores the setting."""
-    from django.db import connection as db
-
+    db = ledger.db_connection()
     if db.vendor != "postgresql" or get_setting("LEDGER_SYNCHRONOUS_COMMIT"):
         return lambda: None
     with db.cursor() as cursor:
