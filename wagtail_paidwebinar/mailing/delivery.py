@@ -108,7 +108,8 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
 
     setup_seconds = time.monotonic() - started
     # For Django's SMTP backend the messages go out as bytes laid out once per
-    # batch (wire.py): a fifth of the cost of Django's per-message serialisation.
+    # batch (wire.py): far cheaper than Django's per-message serialisation
+    # (figures in docs/invitations.md).
     wire = _wire_for(template) if isinstance(connection, SMTPBackend) else None
     # A builder thread renders the next message while this one waits for the
     # SMTP server's replies (socket waits release the GIL).
@@ -310,11 +311,12 @@ def _relax_commit():
     """On PostgreSQL, let this connection's ledger commits return before the WAL
     is flushed (``synchronous_commit = off``) unless LEDGER_SYNCHRONOUS_COMMIT.
 
-    Why: a flush costs ~4 ms on ordinary disks, more than sending a message, and
-    two of them per message would cap a mailing at ~100 messages/s. A worker crash
-    loses nothing (the server has the commit); only a crash of the PostgreSQL
-    server itself can lose the last ~0.6 s of ledger updates, which would then be
-    sent again. Returns the function that restores the setting."""
+    Why: a WAL flush costs more than sending a message, and the loop commits once
+    per message, so durable commits would set the pace of a mailing. A worker
+    crash loses nothing (the server has the commit); only a crash of the PostgreSQL
+    server itself can lose the last moments of ledger updates, which would then be
+    sent again (figures in docs/invitations.md, LEDGER_SYNCHRONOUS_COMMIT).
+    Returns the function that restores the setting."""
     db = ledger.db_connection()
     if db.vendor != "postgresql" or get_setting("LEDGER_SYNCHRONOUS_COMMIT"):
         return lambda: None

@@ -61,8 +61,8 @@ def insert_link_holders(mailing: Mailing) -> None:
     """The webinar's link holders (:func:`.audience.valid_links`) as ledger
     rows in ONE statement, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, instead
     of a model instance and a bulk_create parameter set per row: the editor who
-    presses Send waits for this (a 10,000-recipient start took 1.9–2.1 s with
-    bulk_create, 0.9–1.0 s with this). Columns come from the model; a field added
+    presses Send waits for this (it halves a large start; figures in docs/sql.md
+    and docs/invitations.md). Columns come from the model; a field added
     later gets its default."""
     source = {
         "mailing_id": Value(mailing.pk),

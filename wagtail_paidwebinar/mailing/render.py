@@ -4,8 +4,8 @@
 unique placeholders where the recipient's name, personal link and unsubscribe link
 go, runs premailer **once**, and returns a JSON-serialisable :class:`MailingTemplate`
 (stored on the mailing when sending starts). :func:`personalise` then only replaces
-the placeholders with the recipient's escaped values, which costs microseconds
-instead of the ~10 ms premailer needs per message.
+the placeholders with the recipient's escaped values instead of running premailer
+per message (figures in docs/invitations.md).
 
 Merge fields, in the subject and the body: ``{{ name }}``, ``{{ link }}``,
 ``{{ password }}``, ``{{ webinar }}``, ``{{ starts_at }}`` (spaces inside the braces
