@@ -202,8 +202,8 @@ def prebuilt_messages(webinar, n: int):
     from django.core.mail import get_connection
 
     from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.mailing.message import build_message
     from wagtail_paidwebinar.mailing.render import build_template, personalise
-    from wagtail_paidwebinar.mailing.send import build_message
 
     mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
     template = build_template(mailing)
@@ -274,13 +274,13 @@ def bench_naive(webinar, n: int) -> dict:
     from django.utils.safestring import mark_safe
 
     from wagtail_paidwebinar.mailing import create_mailing, ics
+    from wagtail_paidwebinar.mailing.message import build_message
     from wagtail_paidwebinar.mailing.render import (
         RenderedEmail,
         _merge,
         build_template,
         local_start,
     )
-    from wagtail_paidwebinar.mailing.send import build_message
     from wagtail_paidwebinar.mailing.text import html_to_text
 
     mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)

@@ -23,6 +23,7 @@ from wagtail_paidwebinar.mailing import (
     retry_failed,
     start_mailing,
 )
+from wagtail_paidwebinar.mailing.delivery import _relax_commit
 from wagtail_paidwebinar.models import (
     Mailing,
     MailingRecipient,
@@ -323,3 +324,27 @@ def test_server_without_pipelining_gets_one_command_at_a_time(
     assert smtp_server.by_recipient() == {link.email: 1 for link in links}
     assert smtp_server.handler.mail_commands == 3
     assert smtp_server.handler.pipelined_mail_commands == 0
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's"
+)
+def test_ledger_commits_skip_the_wal_flush_unless_asked(settings):
+    """The send loop's connection runs ``SET synchronous_commit TO OFF`` and puts
+    it back afterwards; LEDGER_SYNCHRONOUS_COMMIT keeps every commit durable."""
+
+    def current() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    durable = current()
+    restore = _relax_commit()
+    assert current() == "off"
+    restore()
+    assert current() == durable
+
+    settings.WAGTAIL_PAIDWEBINAR_LEDGER_SYNCHRONOUS_COMMIT = True
+    restore = _relax_commit()
+    assert current() == durable
+    restore()

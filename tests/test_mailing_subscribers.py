@@ -3,14 +3,18 @@ unsubscribed addresses skipped at send time; the command; test sends; previews."
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from tests.fixtures_mailing import make_link_holders
 from wagtail_paidwebinar.mailing import (
     MailingError,
+    audience,
     create_mailing,
     render_preview,
     send_test,
@@ -150,6 +154,41 @@ def test_unsubscribe_tokens(subscribers):
     assert unsubscribe(people[0]) is False
     people[0].refresh_from_db()
     assert not people[0].subscribed and people[0].unsubscribed_at
+
+
+def test_unsubscribe_url_signed_under_an_old_key_still_works(
+    client, subscribers, settings
+):
+    """Rotating SECRET_KEY keeps the unsubscribe links of mails already sent working
+    while the old key is listed in SECRET_KEY_FALLBACKS."""
+    _members, people = subscribers
+    settings.SECRET_KEY = "old-key-" + "o" * 50
+    old_path = urlsplit(unsubscribe_url(people[0])).path
+    tampered_path = urlsplit(unsubscribe_url(people[1])).path
+    tampered_path = (
+        tampered_path[:-2] + ("A" if tampered_path[-2] != "A" else "B") + "/"
+    )
+    settings.SECRET_KEY = "new-key-" + "n" * 50
+    settings.SECRET_KEY_FALLBACKS = ["old-key-" + "o" * 50]
+
+    assert client.post(tampered_path).status_code == 404
+    assert client.post(old_path).status_code == 200
+    people[0].refresh_from_db()
+    people[1].refresh_from_db()
+    assert not people[0].subscribed
+    assert people[1].subscribed
+
+
+def test_unsubscribe_url_under_a_dropped_key_is_refused(client, subscribers, settings):
+    _members, people = subscribers
+    settings.SECRET_KEY = "old-key-" + "o" * 50
+    path = urlsplit(unsubscribe_url(people[0])).path
+    settings.SECRET_KEY = "new-key-" + "n" * 50
+    settings.SECRET_KEY_FALLBACKS = []
+
+    assert client.post(path).status_code == 404
+    people[0].refresh_from_db()
+    assert people[0].subscribed
 
 
 def test_command_sync_sends_in_process(webinar, smtp_settings, smtp_server, capsys):
@@ -325,3 +364,42 @@ def test_link_holders_and_a_list_one_row_per_address_the_holders_kept(
         assert row.attempts == 1
         assert row.message_id and row.sent_at is not None
     assert sorted(smtp_server.by_recipient().values()) == [1] * 6
+
+
+def test_planned_audience_is_the_audience_start_resolves(
+    webinar, subscribers, inline_queue, django_capture_on_commit_callbacks
+):
+    """The admin's preview of a draft and start_mailing ask the same rules: the same
+    addresses, the link holder kept for an address that is both."""
+    members, people = subscribers
+    holders = make_link_holders(webinar, 3)
+    PersonalLink.objects.filter(pk=holders[0].pk).update(
+        email="Sub3@Example.org", email_normalized="sub3@example.org"
+    )
+    PersonalLink.objects.filter(pk=holders[1].pk).update(revoked_at=timezone.now())
+    mailing = create_mailing(
+        webinar,
+        subject="Hello",
+        body_html="<p>Hi</p>",
+        audience=["link_holders", members],
+    )
+    planned = list(audience.planned_audience(mailing))
+    assert not audience.is_resolved(mailing)
+    with django_capture_on_commit_callbacks(execute=False):
+        start_mailing(mailing)
+
+    planned_by_email = {
+        (p.subscriber or p.link).email_normalized: p.subscriber for p in planned
+    }
+    rows = {r.email_normalized: r.subscriber_id for r in audience.ledger_rows(mailing)}
+    assert audience.is_resolved(mailing)
+    assert (
+        set(planned_by_email)
+        == set(rows)
+        == {
+            holders[2].email_normalized,
+            *(p.email_normalized for p in people),
+        }
+    )
+    assert planned_by_email["sub3@example.org"] is None
+    assert rows["sub3@example.org"] is None

@@ -11,8 +11,8 @@ from django.core.mail.message import BadHeaderError, sanitize_address
 from wagtail.models import Site
 
 from wagtail_paidwebinar.mailing import create_mailing, ics
+from wagtail_paidwebinar.mailing.message import build_message
 from wagtail_paidwebinar.mailing.render import build_template, personalise
-from wagtail_paidwebinar.mailing.send import build_message
 from wagtail_paidwebinar.mailing.wire import MAX_LINE, WireMessage, encoded_words
 from wagtail_paidwebinar.models import MailingSettings
 

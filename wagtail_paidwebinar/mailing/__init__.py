@@ -7,11 +7,12 @@ from .api import (
     pause_mailing,
     resume_mailing,
     retry_failed,
+    send_now,
     send_test,
     start_mailing,
 )
+from .message import MailingError
 from .render import RenderedEmail, render_preview
-from .send import MailingError
 from .unsubscribe import (
     subscriber_for_unsubscribe_token,
     unsubscribe,
@@ -28,6 +29,7 @@ __all__ = [
     "render_preview",
     "resume_mailing",
     "retry_failed",
+    "send_now",
     "send_test",
     "start_mailing",
     "subscriber_for_unsubscribe_token",

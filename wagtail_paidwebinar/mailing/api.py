@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from ..conf import get_setting
 from ..models import (
     Mailing,
     MailingRecipient,
@@ -20,9 +24,9 @@ from ..models import (
     SubscriberList,
     WebinarPage,
 )
-from . import audience, jobs, ledger
+from . import audience, delivery, jobs, ledger
+from .message import MailingError, build_message, classify
 from .render import build_template, personalise
-from .send import MailingError, build_message, classify
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
         if mailing.include_link_holders:
             ledger.insert_link_holders(mailing)
         ledger.insert_rows(
-            audience.list_members(mailing, user=_real_user(user) or mailing.created_by)
+            audience.member_rows(mailing, user=_real_user(user) or mailing.created_by)
         )
         ids = ledger.pending_ids(mailing.pk)
         if enqueue:
@@ -149,6 +153,44 @@ def resume_mailing(mailing: Mailing, *, enqueue: bool = True) -> int:
             ledger.finish_if_complete(mailing.pk)
     mailing.refresh_from_db()
     return len(ids)
+
+
+def send_now(
+    mailing: Mailing,
+    *,
+    on_batch: Callable[[], None] | None = None,
+    on_retry: Callable[[int, float, str], None] | None = None,
+) -> None:
+    """Send the mailing's pending rows in this process (``paidwebinar_send --sync``),
+    in batches of BATCH_SIZE, with the retry policy the jobs follow
+    (:func:`.jobs.retry_delay`): rows a transient failure put back to pending are
+    tried again after each RETRY_DELAYS entry in turn, then fail. Stops when the
+    mailing is paused or cancelled. ``on_batch()`` is called after each batch and
+    ``on_retry(rows, delay, error)`` before each wait, to report progress."""
+    size = max(1, int(get_setting("BATCH_SIZE")))
+    error = ""
+    attempt = 0
+    while ids := ledger.pending_ids(mailing.pk):
+        if attempt:
+            delay = jobs.retry_delay(attempt - 1)
+            if delay is None:
+                jobs.give_up(mailing.pk, ids, attempt - 1, error)
+                break
+            if delay:
+                if on_retry is not None:
+                    on_retry(len(ids), delay, error)
+                time.sleep(delay)
+        for start in range(0, len(ids), size):
+            counts, _retry = delivery.send_rows(mailing.pk, ids[start : start + size])
+            error = counts.get("error", error)
+            # Done after the last batch, or paused or cancelled: stop here.
+            ledger.finish_if_complete(mailing.pk)
+            if ledger.mailing_status(mailing.pk) != MailingStatus.SENDING:
+                return
+            if on_batch is not None:
+                on_batch()
+        attempt += 1
+    ledger.finish_if_complete(mailing.pk)
 
 
 def pause_mailing(mailing: Mailing) -> bool:
@@ -219,8 +261,6 @@ def sample_link(webinar, user=None) -> PersonalLink:
     ``view_personal_link_url`` would receive a working personal URL). Id 0 makes a
     well-formed token the gate always refuses.
     """
-    from django.utils.translation import gettext as _
-
     name = ((user.get_full_name() if user is not None else "") or "").strip()
     return PersonalLink(
         pk=0, webinar=webinar, name=name or _("Test participant"), salt="sample"
@@ -238,9 +278,6 @@ def send_test(
     sample participant would get it: with ``link``, else a :func:`sample_link` the
     gate refuses. Returns the Message-ID; raises :class:`MailingError` (from the
     cause) when the message cannot be built or sent."""
-    from django.core.mail import get_connection
-    from django.utils.translation import gettext as _
-
     template = build_template(mailing)
     webinar = mailing.webinar
     link = link or sample_link(webinar, user)
@@ -272,6 +309,7 @@ __all__ = [
     "pause_mailing",
     "resume_mailing",
     "retry_failed",
+    "send_now",
     "send_test",
     "start_mailing",
 ]

@@ -1,24 +1,53 @@
-"""Who a mailing goes to: link holders and/or the members of a subscriber list.
+"""Who a mailing goes to: link holders and/or the subscribed members of a list.
+
+The one home of these rules, for sending (:func:`member_rows`,
+``ledger.insert_link_holders``) and for the admin's preview, confirm, export and
+"copy message" pages (:func:`planned_audience` and the lookups after it).
+
+- Link holders: the webinar's live links with an e-mail (:func:`valid_links`).
+- Members: the list's subscribed subscribers (:func:`subscribed_members`); one
+  without a personal link gets one at start, one whose link is revoked or expired
+  gets a failed row saying why.
+- One recipient per address (compared case-insensitively): a link holder who is
+  also a member keeps the link holder's row.
+- Once a mailing has started, its ledger rows are the audience
+  (:func:`is_resolved`, :func:`ledger_rows`).
 
 Rows are produced lazily in chunks so that 100,000 recipients never sit in memory
-at once. Subscribers without a personal link for the webinar get one from
-:func:`wagtail_paidwebinar.actions.generate_links`.
+at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ..models import Mailing, MailingRecipient, PersonalLink, RecipientStatus
+from ..actions import generate_links
+from ..models import (
+    Mailing,
+    MailingRecipient,
+    PersonalLink,
+    RecipientStatus,
+    Subscriber,
+)
 from ..parsing import normalize_email
 
 CHUNK = 2000
 
 
-def valid_links(webinar_id: int, now):
+class Planned(NamedTuple):
+    """One address of a mailing not started yet: a link holder (``subscriber``
+    None) or a member with their live link, if they have one."""
+
+    link: PersonalLink | None
+    subscriber: Subscriber | None = None
+
+
+def valid_links(webinar_id: int, now) -> QuerySet[PersonalLink]:
     """The webinar's links with an e-mail, neither revoked nor expired: the
     audience "link holders" (ledger.insert_link_holders turns them into rows)."""
     return (
@@ -28,17 +57,103 @@ def valid_links(webinar_id: int, now):
     )
 
 
-def list_members(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
-    """Subscribed members of the mailing's list, each with a personal link (issued
-    now when missing). A member whose existing link is revoked or expired, or for
-    whom no link can be issued, gets a failed row saying why."""
-    from ..actions import generate_links
+def subscribed_members(mailing: Mailing) -> QuerySet[Subscriber]:
+    """The subscribed members of the mailing's list (none without a list)."""
+    if mailing.subscriber_list_id is None:
+        return Subscriber.objects.none()
+    return Subscriber.objects.filter(
+        lists__pk=mailing.subscriber_list_id, subscribed=True
+    )
 
+
+def unsubscribed_member_count(mailing: Mailing) -> int:
+    """How many members of the mailing's list have unsubscribed (not sent to)."""
+    if mailing.subscriber_list_id is None:
+        return 0
+    return Subscriber.objects.filter(
+        lists__pk=mailing.subscriber_list_id, subscribed=False
+    ).count()
+
+
+def is_resolved(mailing: Mailing) -> bool:
+    """True once the mailing has ledger rows: from then on they are its audience."""
+    return mailing.recipients.exists()
+
+
+def ledger_rows(mailing: Mailing) -> QuerySet[MailingRecipient]:
+    """The mailing's ledger rows with their link and subscriber, in a stable order."""
+    return mailing.recipients.select_related("link", "subscriber").order_by("pk")
+
+
+def planned_audience(mailing: Mailing) -> Iterator[Planned]:
+    """Who :func:`~.api.start_mailing` would send to, worked out without writing:
+    the link holders (by name), then the members (by address) not already listed,
+    each with their live link (None when start would issue one or fail the row)."""
+    # Memory stays flat for 100,000 recipients: rows stream in chunks and only the
+    # normalised e-mails already listed are remembered.
+    now = timezone.now()
+    seen: set[str] = set()
+    if mailing.include_link_holders:
+        holders = valid_links(mailing.webinar_id, now).order_by("name", "pk")
+        for link in holders.iterator(chunk_size=CHUNK):
+            seen.add(link.email_normalized)
+            yield Planned(link)
+    batch: list[Subscriber] = []
+    members = subscribed_members(mailing).order_by("email_normalized")
+    for subscriber in members.iterator(chunk_size=CHUNK):
+        if subscriber.email_normalized in seen:
+            continue
+        seen.add(subscriber.email_normalized)
+        batch.append(subscriber)
+        if len(batch) >= CHUNK:
+            yield from _with_live_links(mailing, batch, now)
+            batch = []
+    yield from _with_live_links(mailing, batch, now)
+
+
+def _with_live_links(
+    mailing: Mailing, subscribers: list[Subscriber], now
+) -> Iterator[Planned]:
+    if not subscribers:
+        return
+    live = valid_links(mailing.webinar_id, now).filter(
+        email_normalized__in=[s.email_normalized for s in subscribers]
+    )
+    links = {link.email_normalized: link for link in live.order_by("name", "pk")}
+    for subscriber in subscribers:
+        yield Planned(links.get(subscriber.email_normalized), subscriber)
+
+
+def planned_link_holder(mailing: Mailing, link_id: int) -> PersonalLink | None:
+    """The link ``link_id`` when it is a link holder of the planned audience."""
+    return valid_links(mailing.webinar_id, timezone.now()).filter(pk=link_id).first()
+
+
+def planned_member(mailing: Mailing, subscriber_id: int) -> Planned | None:
+    """The subscriber ``subscriber_id`` with their live link, when they are a
+    subscribed member of the mailing's list."""
+    subscriber = subscribed_members(mailing).filter(pk=subscriber_id).first()
+    if subscriber is None:
+        return None
+    link = (
+        valid_links(mailing.webinar_id, timezone.now())
+        .filter(email_normalized=subscriber.email_normalized)
+        .order_by("name", "pk")
+        .first()
+    )
+    return Planned(link, subscriber)
+
+
+def member_rows(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
+    """Ledger rows for the subscribed members of the mailing's list, each with a
+    personal link (issued now when missing: this writes). A member whose existing
+    link is revoked or expired, or for whom no link can be issued, gets a failed
+    row saying why."""
     if mailing.subscriber_list_id is None:
         return
     webinar = mailing.webinar.specific
     members = (
-        mailing.subscriber_list.subscribers.filter(subscribed=True)
+        subscribed_members(mailing)
         .order_by("pk")
         .values_list("pk", "name", "email", "email_normalized")
     )
@@ -46,10 +161,10 @@ def list_members(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
     for member in members.iterator(chunk_size=CHUNK):
         chunk.append(member)
         if len(chunk) >= CHUNK:
-            yield from _chunk_rows(mailing, webinar, chunk, user, generate_links)
+            yield from _chunk_rows(mailing, webinar, chunk, user)
             chunk = []
     if chunk:
-        yield from _chunk_rows(mailing, webinar, chunk, user, generate_links)
+        yield from _chunk_rows(mailing, webinar, chunk, user)
 
 
 def _links_by_email(webinar_id: int, emails: list[str]) -> dict[str, PersonalLink]:
@@ -61,7 +176,7 @@ def _links_by_email(webinar_id: int, emails: list[str]) -> dict[str, PersonalLin
     return found
 
 
-def _chunk_rows(mailing, webinar, chunk, user, generate_links):
+def _chunk_rows(mailing, webinar, chunk, user):
     now = timezone.now()
     emails = [row[3] for row in chunk]
     links = _links_by_email(webinar.pk, emails)

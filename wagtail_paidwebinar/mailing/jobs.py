@@ -1,66 +1,30 @@
-"""django-rq jobs that drain the ledger.
+"""The django-rq surface of sending: what is enqueued, the job, and its retries.
 
-A job gets a mailing id and a batch of ledger row ids (never model instances). It
-opens one SMTP connection, and for each row: claims it (pending → sending, a
-conditional UPDATE that also checks the mailing is still sending, so pause and
-cancel take effect between two messages), sends, and marks it sent at once. A
-worker killed mid-batch therefore leaves at most one row 'sending'.
-
-Transient failures put the row back to pending and schedule a new job with the
-next delay of RETRY_DELAYS (``enqueue_in``: the worker must run
-``--with-scheduler``); after the last delay the rows fail. Permanent failures fail
-that row only.
+A job gets a mailing id and a batch of ledger row ids (never model instances) and
+hands them to :func:`.delivery.send_rows`. Rows a transient failure put back to
+pending go into a new job scheduled after the next delay of RETRY_DELAYS
+(``enqueue_in``: the worker must run ``--with-scheduler``); after the last delay
+they fail.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from smtplib import quoteaddr
 
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.utils.translation import gettext_lazy as _
+import django_rq
+from rq import Retry
 
-from .. import tokens
 from ..conf import get_setting
-from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
-from ..models.links import personal_url
-from ..utils import absolute_page_url, base_url
-from . import ledger
-from .render import MailingTemplate, frozen_template, personalise
-from .send import CONNECTION, PERMANENT, TRANSIENT, build_message, classify
-from .wire import (
-    WireMessage,
-    abort_transaction,
-    finish_transaction,
-    open_transaction,
-)
+from . import delivery, ledger
 
 logger = logging.getLogger(__name__)
-
-_ROW_FIELDS = (
-    "pk",
-    "email",
-    "name",
-    "link_id",
-    "link__salt",
-    "link__revoked_at",
-    "subscriber_id",
-    "subscriber__subscribed",
-    "subscriber__unsubscribe_salt",
-)
 
 
 def get_queue():
     """The django-rq queue named by WAGTAIL_PAIDWEBINAR_QUEUE (resolved per call)."""
-    import django_rq
-
     return django_rq.get_queue(get_setting("QUEUE"))
 
 
@@ -94,8 +58,6 @@ def enqueue_ids(
         if queue.is_async:
             # An unexpected crash of the job (database restart...) is retried by
             # RQ; SMTP errors never get here, they are handled row by row.
-            from rq import Retry
-
             options["retry"] = Retry(max=3, interval=[10, 60, 300])
         if delay:
             queue.enqueue_in(
@@ -112,414 +74,39 @@ def enqueue_ids(
     return jobs
 
 
-def _send_delay(mailing: Mailing) -> float:
-    """Seconds between two messages: the site's send_rate and SEND_DELAY, whichever
-    is slower (per worker)."""
-    from .render import mailing_settings_for
-
-    delay = max(float(get_setting("SEND_DELAY")), 0.0)
-    try:
-        rate = float(mailing_settings_for(mailing.webinar.specific).send_rate or 0)
-    except Exception:  # a broken site setting must not stop the mailing
-        logger.exception("Could not read the mailing settings")
-        rate = 0.0
-    if rate > 0:
-        delay = max(delay, 1.0 / rate)
-    return delay
-
-
-def send_batch(
-    mailing_id: int,
-    recipient_ids: Sequence[int],
-    attempt: int = 0,
-    schedule_retries: bool = True,
-) -> dict:
-    """Send to the pending rows among ``recipient_ids`` (an RQ job).
-
-    Rows that hit a transient error go back to pending and, with
-    ``schedule_retries``, into a job scheduled after the next RETRY_DELAYS entry;
-    without it (``paidwebinar_send --sync``) the caller retries them."""
-    counts: dict = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
-    started = time.monotonic()
-    Mailing.objects.filter(pk=mailing_id, status=MailingStatus.QUEUED).update(
-        status=MailingStatus.SENDING
-    )
-    mailing = (
-        Mailing.objects.filter(pk=mailing_id, status=MailingStatus.SENDING)
-        .select_related("webinar")
-        .first()
-    )
-    if mailing is None:
-        return counts
-    rows = list(
-        MailingRecipient.objects.filter(
-            pk__in=list(recipient_ids),
-            mailing_id=mailing_id,
-            status=RecipientStatus.PENDING,
-        )
-        .order_by("pk")
-        .values_list(*_ROW_FIELDS)
-    )
-    if not rows:
-        ledger.finish_if_complete(mailing_id)
-        return counts
-
-    template = frozen_template(mailing)
-    page_url = absolute_page_url(mailing.webinar)
-    param = get_setting("TOKEN_PARAM")
-    base = base_url()
-    delay = _send_delay(mailing)
-    connection = get_connection(fail_silently=False)
-    try:
-        connection.open()
-    except Exception as exc:
-        failure = classify(exc)
-        logger.warning("Mailing %s: cannot connect: %s", mailing_id, failure.message)
-        if schedule_retries:
-            _retry_later(mailing_id, [row[0] for row in rows], attempt, failure.message)
-        counts["retry"] = len(rows)
-        counts["error"] = failure.message
-        return counts
-
-    setup_seconds = time.monotonic() - started
-    # For Django's SMTP backend the messages go out as bytes laid out once per
-    # batch (wire.py): a fifth of the cost of Django's per-message serialisation.
-    wire = _wire_for(template) if isinstance(connection, SMTPBackend) else None
-    # A builder thread renders the next message while this one waits for the
-    # SMTP server's replies (socket waits release the GIL).
-    book = _Ledger(pipelined=wire is not None and not delay)
-    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
-
-    def prepare(row: tuple):
-        return builder.submit(
-            _prepare, mailing, template, row, page_url, param, base, connection, wire
-        )
-
-    try:
-        retry, last_error = _send_rows(
-            mailing_id, rows, prepare, connection, book, delay, counts
-        )
-    finally:
-        builder.shutdown(wait=True, cancel_futures=True)
-        book.close()
-        try:
-            connection.close()
-        except Exception:  # closing a dead connection must not hide the result
-            logger.debug("Error closing the SMTP connection", exc_info=True)
-
+def send_batch(mailing_id: int, recipient_ids: Sequence[int], attempt: int = 0) -> dict:
+    """Send to the pending rows among ``recipient_ids`` (the RQ job); ``attempt``
+    counts the earlier tries of these rows. Rows that hit a transient error go back
+    to pending and into a job scheduled after the next RETRY_DELAYS entry. Returns
+    the counts."""
+    counts, retry = delivery.send_rows(mailing_id, recipient_ids)
     if retry:
-        counts["retry"] = len(retry)
-        counts["error"] = last_error
-        if schedule_retries:
-            _retry_later(mailing_id, retry, attempt, last_error)
+        _retry_later(mailing_id, retry, attempt, counts.get("error", ""))
     ledger.finish_if_complete(mailing_id)
-    logger.info(
-        "Mailing %s: batch of %d: sent %d, failed %d, retry %d, skipped %d "
-        "in %.2f s (setup %.2f s)",
-        mailing_id,
-        len(rows),
-        counts["sent"],
-        counts["failed"],
-        counts["retry"],
-        counts["skipped"],
-        time.monotonic() - started,
-        setup_seconds,
-    )
     return counts
 
 
-def _send_rows(
-    mailing_id: int,
-    rows: list[tuple],
-    prepare,
-    connection,
-    book: _Ledger,
-    delay: float,
-    counts: dict,
-) -> tuple[list[int], str]:
-    """The send loop; returns the rows to retry later and the last error.
-
-    Each row is claimed before its message is sent and marked sent right after
-    (one statement that also claims the next row). Over SMTP the transaction is
-    opened (MAIL FROM, RCPT TO) before the claim's result is needed; with a
-    pipelined ledger the statement runs meanwhile, and the DATA — delivery —
-    always waits for it: at most one message is out but not yet recorded, the one
-    a crash may send twice."""
-    retry: list[int] = []
-    last_error = ""
-    claim = book.submit(ledger.claim, mailing_id, rows[0][0])
-    upcoming = prepare(rows[0])
-    for index, row in enumerate(rows):
-        next_id = rows[index + 1][0] if index + 1 < len(rows) else None
-        prepared = upcoming.result()
-        if next_id is not None:
-            upcoming = prepare(rows[index + 1])
-        opened: BaseException | bool = False
-        smtp = connection.connection if prepared.data is not None else None
-        if smtp is not None:
-            from_email, recipients = prepared.quoted
-            try:
-                open_transaction(smtp, from_email, recipients, len(prepared.data))
-                opened = True
-            except Exception as exc:  # recorded below, once the row is ours
-                opened = exc
-        claimed = claim.result()
-        if not claimed:
-            # Taken by someone else, or the mailing was paused or cancelled; in
-            # the latter case stop here.
-            if opened is True:
-                _abort(smtp)
-            counts["skipped"] += 1
-            if next_id is None or (
-                ledger.mailing_status(mailing_id) != MailingStatus.SENDING
-            ):
-                break
-            claim = book.submit(ledger.claim, mailing_id, next_id)
-            continue
-        kind, message, message_id = _deliver(mailing_id, prepared, connection, opened)
-        if kind == CONNECTION:
-            # The row and everything after it wait for the server.
-            retry.extend(r[0] for r in rows[index:])
-            last_error = message
-            break
-        if kind == "sent":
-            counts["sent"] += 1
-            if not delay:
-                # The hot path: one statement marks this row sent and claims the
-                # next one.
-                claim = book.submit(
-                    ledger.mark_sent_and_claim, mailing_id, row[0], message_id, next_id
-                )
-                continue
-            ledger.mark_sent(row[0], message_id)
-        elif kind == PERMANENT:
-            counts["failed"] += 1
-        elif kind == TRANSIENT:
-            retry.append(row[0])
-            last_error = message
-        if next_id is None:
-            break
-        if delay:
-            time.sleep(delay)
-        claim = book.submit(ledger.claim, mailing_id, next_id)
-    claim.result()  # the last row's "sent" is recorded before the job ends
-    return retry, last_error
+def retry_delay(attempt: int) -> float | None:
+    """The retry policy for transient failures, for jobs and for
+    :func:`.api.send_now` alike: seconds to wait before trying again rows that
+    failed on try ``attempt`` (0 = the first), or None once RETRY_DELAYS is
+    exhausted and they must fail."""
+    delays = list(get_setting("RETRY_DELAYS") or [])
+    return float(delays[attempt]) if attempt < len(delays) else None
 
 
-def _abort(smtp) -> None:
-    try:
-        abort_transaction(smtp)
-    except Exception:  # the next send reports a dead connection
-        logger.debug("RSET failed", exc_info=True)
-
-
-class _Ledger:
-    """Where the send loop's ledger statements run.
-
-    Pipelined (PostgreSQL, SMTP backend, no send delay, outside a transaction):
-    in a thread with its own database connection, so the statement that records
-    one message overlaps the next message's first SMTP round trips. Otherwise in
-    the calling thread. Either way the loop waits for each result before it
-    needs it, so statements never overlap each other. ``synchronous_commit`` is
-    relaxed on whichever connection runs them (see :func:`_relax_commit`)."""
-
-    def __init__(self, *, pipelined: bool) -> None:
-        from django.db import connection as db
-
-        self.pipelined = (
-            pipelined and db.vendor == "postgresql" and not db.in_atomic_block
-        )
-        self._thread = None
-        if self.pipelined:
-            self._thread = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="pw-mail-ledger"
-            )
-            self._restore = self._thread.submit(_relax_commit).result()
-        else:
-            self._restore = _relax_commit()
-
-    def submit(self, fn, *args) -> Future:
-        if self._thread is not None:
-            return self._thread.submit(fn, *args)
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
-
-    def close(self) -> None:
-        if self._thread is None:
-            self._restore()
-            return
-
-        def finish() -> None:
-            from django.db import connection as db
-
-            self._restore()
-            db.close()  # this thread's own connection
-
-        try:
-            self._thread.submit(finish).result()
-        finally:
-            self._thread.shutdown(wait=True)
-
-
-def _wire_for(template: MailingTemplate) -> WireMessage | None:
-    try:
-        return WireMessage(template)
-    except Exception:  # e.g. a broken sender: each row fails with Django's error
-        logger.exception("Cannot lay out the mailing's messages")
-        return None
-
-
-def _relax_commit():
-    """On PostgreSQL, let this connection's ledger commits return before the WAL
-    is flushed (``synchronous_commit = off``) unless LEDGER_SYNCHRONOUS_COMMIT.
-
-    Why: a flush costs ~4 ms on ordinary disks, more than sending a message, and
-    two of them per message would cap a mailing at ~100 messages/s. A worker crash
-    loses nothing (the server has the commit); only a crash of the PostgreSQL
-    server itself can lose the last ~0.6 s of ledger updates, which would then be
-    sent again. Returns the function that restores the setting."""
-    from django.db import connection as db
-
-    if db.vendor != "postgresql" or get_setting("LEDGER_SYNCHRONOUS_COMMIT"):
-        return lambda: None
-    with db.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO OFF")
-
-    def restore() -> None:
-        try:
-            with db.cursor() as cursor:
-                cursor.execute("SET synchronous_commit TO DEFAULT")
-        except Exception:  # the connection is gone; nothing to restore
-            logger.debug("Could not restore synchronous_commit", exc_info=True)
-
-    return restore
-
-
-@dataclass
-class Prepared:
-    """One row, ready to send: the message (for SMTP its bytes and quoted
-    envelope), or why it must not or could not be built."""
-
-    pk: int
-    refusal: str = ""
-    error: BaseException | None = None
-    message: EmailMultiAlternatives | None = None  # non-SMTP backends
-    data: bytes | None = None  # SMTP: the message as sent (wire.py)
-    quoted: tuple[str, list[str]] | None = None  # SMTP: from, [to], quoted
-    message_id: str = ""
-
-
-def _prepare(
-    mailing: Mailing,
-    template: MailingTemplate,
-    row: tuple,
-    page_url: str,
-    param: str,
-    base: str,
-    connection,
-    wire: WireMessage | None,
-) -> Prepared:
-    """Build one row's message (pure: no database; runs in the builder thread):
-    with ``wire``, straight to the bytes SMTP sends; otherwise a Django message
-    for a non-SMTP e-mail backend."""
-    (
-        pk,
-        email,
-        name,
-        link_id,
-        link_salt,
-        link_revoked_at,
-        subscriber_id,
-        subscribed,
-        unsubscribe_salt,
-    ) = row
-    if subscriber_id is not None and not subscribed:
-        return Prepared(pk, refusal=str(_("Unsubscribed before sending; not sent.")))
-    if link_id is None or link_revoked_at is not None:
-        return Prepared(
-            pk, refusal=str(_("The personal link is missing or revoked; not sent."))
-        )
-    try:
-        token = tokens.make_token(link_id, mailing.webinar_id, link_salt)
-        link = personal_url(page_url, token)
-        unsubscribe = ""
-        if subscriber_id is not None and template.list_unsubscribe:
-            from .unsubscribe import token_for, url_for_token
-
-            unsubscribe = url_for_token(
-                token_for(subscriber_id, unsubscribe_salt), base
-            )
-        if wire is not None:
-            _from, recipients, data, message_id = wire.envelope(
-                name=name, email=email, link=link, unsubscribe_url=unsubscribe
-            )
-            return Prepared(
-                pk,
-                data=data,
-                quoted=(wire.quoted_from, [quoteaddr(r) for r in recipients]),
-                message_id=message_id,
-            )
-        rendered = personalise(
-            template, name=name, link=link, unsubscribe_url=unsubscribe
-        )
-        message = build_message(
-            template,
-            rendered,
-            name=name,
-            email=email,
-            unsubscribe_url=unsubscribe,
-            connection=connection,
-        )
-    except Exception as exc:
-        return Prepared(pk, error=exc)
-    return Prepared(pk, message=message, message_id=message.extra_headers["Message-ID"])
-
-
-def _deliver(
-    mailing_id: int,
-    prepared: Prepared,
-    connection,
-    opened: BaseException | bool,
-) -> tuple[str, str, str]:
-    """Send one claimed row: ``(kind, error, message_id)``. ``opened``: for an
-    SMTP message, True once its transaction is open (only DATA is left) or the
-    exception opening it raised. Failures are recorded here; a success is
-    recorded by the caller (together with the next claim)."""
-    pk = prepared.pk
-    if prepared.refusal:
-        ledger.mark_failed(pk, prepared.refusal)
-        return PERMANENT, prepared.refusal, ""
-    try:
-        if prepared.error is not None:
-            raise prepared.error
-        if isinstance(opened, BaseException):
-            raise opened
-        if prepared.data is not None:
-            finish_transaction(connection.connection, prepared.data)
-        else:
-            connection.send_messages([prepared.message])
-    except Exception as exc:
-        failure = classify(exc)
-        if failure.kind == PERMANENT:
-            ledger.mark_failed(pk, failure.message)
-        else:
-            ledger.mark_retry(pk, failure.message)
-        logger.info("Mailing %s, row %s: %s", mailing_id, pk, failure.message)
-        return failure.kind, failure.message, ""
-    return "sent", "", prepared.message_id
+def give_up(mailing_id: int, ids: Sequence[int], attempt: int, error: str) -> None:
+    """Fail the rows still pending among ``ids`` after try ``attempt``."""
+    ledger.fail_pending(list(ids), ledger.gave_up_message(attempt + 1, error))
+    logger.warning(
+        "Mailing %s: gave up on %d recipients: %s", mailing_id, len(ids), error
+    )
 
 
 def _retry_later(mailing_id: int, ids: list[int], attempt: int, error: str) -> None:
-    delays = list(get_setting("RETRY_DELAYS") or [])
-    if attempt >= len(delays):
-        ledger.fail_pending(ids, ledger.gave_up_message(attempt + 1, error))
-        logger.warning(
-            "Mailing %s: gave up on %d recipients: %s", mailing_id, len(ids), error
-        )
+    delay = retry_delay(attempt)
+    if delay is None:
+        give_up(mailing_id, ids, attempt, error)
         return
     queue = get_queue()
     if not queue.is_async:
@@ -532,4 +119,4 @@ def _retry_later(mailing_id: int, ids: list[int], attempt: int, error: str) -> N
             error,
         )
         return
-    enqueue_ids(mailing_id, ids, attempt=attempt + 1, delay=float(delays[attempt]))
+    enqueue_ids(mailing_id, ids, attempt=attempt + 1, delay=delay)

@@ -2,6 +2,10 @@
 
 Every transition is a conditional UPDATE, so two workers (or a worker and a resume)
 can never both own a row: whoever's UPDATE matched the old status owns it.
+
+Every statement here, ORM or hand-written (listed in docs/sql.md), runs on one
+database: :func:`db_alias`, where the router writes ledger rows. Reads go there
+too, so a worker never decides from a replica's stale copy.
 """
 
 from __future__ import annotations
@@ -9,15 +13,35 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..conf import get_setting
 from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
+from .audience import valid_links
 
 INSERT_BATCH = 1000
+
+
+def db_alias() -> str:
+    """The database alias of every ledger statement: where ledger rows are written."""
+    return router.db_for_write(MailingRecipient)
+
+
+def db_connection() -> BaseDatabaseWrapper:
+    """This thread's connection to :func:`db_alias`."""
+    return connections[db_alias()]
+
+
+def _rows():
+    return MailingRecipient.objects.using(db_alias())
+
+
+def _mailings():
+    return Mailing.objects.using(db_alias())
 
 
 def insert_rows(rows: Iterable[MailingRecipient]) -> None:
@@ -27,21 +51,19 @@ def insert_rows(rows: Iterable[MailingRecipient]) -> None:
     for row in rows:
         batch.append(row)
         if len(batch) >= INSERT_BATCH:
-            MailingRecipient.objects.bulk_create(batch, ignore_conflicts=True)
+            _rows().bulk_create(batch, ignore_conflicts=True)
             batch = []
     if batch:
-        MailingRecipient.objects.bulk_create(batch, ignore_conflicts=True)
+        _rows().bulk_create(batch, ignore_conflicts=True)
 
 
 def insert_link_holders(mailing: Mailing) -> None:
     """The webinar's link holders (:func:`.audience.valid_links`) as ledger
     rows in ONE statement, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, instead
     of a model instance and a bulk_create parameter set per row: the editor who
-    presses Send waits for this (a 10,000-recipient start took 1.9–2.1 s with
-    bulk_create, 0.9–1.0 s with this). Columns come from the model; a field added
+    presses Send waits for this (it halves a large start; figures in docs/sql.md
+    and docs/invitations.md). Columns come from the model; a field added
     later gets its default."""
-    from .audience import valid_links
-
     source = {
         "mailing_id": Value(mailing.pk),
         "email": F("email"),
@@ -55,17 +77,20 @@ def insert_link_holders(mailing: Mailing) -> None:
         or Value(f.get_default(), output_field=f.target_field if f.is_relation else f)
         for f in fields
     }
+    alias = db_alias()
     rows = (
         valid_links(mailing.webinar_id, timezone.now())
+        .using(alias)
         .order_by("pk")
         .annotate(**select)
         .values_list(*select)
     )
-    sql, params = rows.query.sql_with_params()
-    qn = connection.ops.quote_name
+    sql, params = rows.query.get_compiler(using=alias).as_sql()
+    db = connections[alias]
+    qn = db.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     table = qn(MailingRecipient._meta.db_table)
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         # Only quoted names from the models are interpolated; values are params.
         cursor.execute(
             f"INSERT INTO {table} ({columns}) {sql} ON CONFLICT DO NOTHING",  # noqa: S608
@@ -75,24 +100,22 @@ def insert_link_holders(mailing: Mailing) -> None:
 
 def pending_ids(mailing_id: int) -> list[int]:
     return list(
-        MailingRecipient.objects.filter(
-            mailing_id=mailing_id, status=RecipientStatus.PENDING
-        )
+        _rows()
+        .filter(mailing_id=mailing_id, status=RecipientStatus.PENDING)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
 
 
-def release_stale(mailing_id: int, *, older_than: float | None = None) -> int:
+def release_stale(mailing_id: int) -> int:
     """Put back to pending the rows left 'sending' longer than STALE_SENDING_SECONDS
     (their worker was killed). The message may or may not have left: this is the one
     possible duplicate per crash."""
-    seconds = get_setting("STALE_SENDING_SECONDS") if older_than is None else older_than
-    limit = timezone.now() - dt.timedelta(seconds=float(seconds))
+    seconds = float(get_setting("STALE_SENDING_SECONDS"))
+    limit = timezone.now() - dt.timedelta(seconds=seconds)
     return (
-        MailingRecipient.objects.filter(
-            mailing_id=mailing_id, status=RecipientStatus.SENDING
-        )
+        _rows()
+        .filter(mailing_id=mailing_id, status=RecipientStatus.SENDING)
         .filter(Q(claimed_at__lte=limit) | Q(claimed_at__isnull=True))
         .update(status=RecipientStatus.PENDING)
     )
@@ -100,9 +123,10 @@ def release_stale(mailing_id: int, *, older_than: float | None = None) -> int:
 
 def claim(mailing_id: int, recipient_id: int) -> bool:
     """pending → sending for one row, only while the mailing is sending."""
-    active = Mailing.objects.filter(pk=mailing_id, status=MailingStatus.SENDING)
+    active = _mailings().filter(pk=mailing_id, status=MailingStatus.SENDING)
     return bool(
-        MailingRecipient.objects.filter(pk=recipient_id, status=RecipientStatus.PENDING)
+        _rows()
+        .filter(pk=recipient_id, status=RecipientStatus.PENDING)
         .filter(Exists(active))
         .update(
             status=RecipientStatus.SENDING,
@@ -113,7 +137,7 @@ def claim(mailing_id: int, recipient_id: int) -> bool:
 
 
 def mark_sent(recipient_id: int, message_id: str) -> None:
-    MailingRecipient.objects.filter(pk=recipient_id).update(
+    _rows().filter(pk=recipient_id).update(
         status=RecipientStatus.SENT,
         sent_at=timezone.now(),
         message_id=message_id[:255],
@@ -131,25 +155,46 @@ def mark_sent_and_claim(
     only per-message database cost. The row is still marked sent right after its
     send, and a crash still leaves at most the claimed next row 'sending'.
     """
-    if next_id is None or connection.vendor not in ("postgresql", "sqlite"):
+    db = db_connection()
+    if next_id is None or db.vendor not in ("postgresql", "sqlite"):
         mark_sent(sent_id, message_id)
         return claim(mailing_id, next_id) if next_id is not None else False
-    qn = connection.ops.quote_name
+    qn = db.ops.quote_name
+    col = {
+        name: qn(MailingRecipient._meta.get_field(name).column)
+        for name in (
+            "status",
+            "sent_at",
+            "message_id",
+            "last_error",
+            "claimed_at",
+            "attempts",
+        )
+    }
     table = qn(MailingRecipient._meta.db_table)
     mailing_table = qn(Mailing._meta.db_table)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    # Only quoted table names from the models are interpolated; values are params.
+    mailing_pk = qn(Mailing._meta.pk.column)
+    mailing_status = qn(Mailing._meta.get_field("status").column)
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    pk, status = qn(MailingRecipient._meta.pk.column), col["status"]
+    # Only quoted table and column names from the models are interpolated; values
+    # are params.
     sql = (
         f"UPDATE {table} SET "  # noqa: S608
-        "status = CASE WHEN id = %s THEN %s ELSE %s END, "
-        "sent_at = CASE WHEN id = %s THEN %s ELSE sent_at END, "
-        "message_id = CASE WHEN id = %s THEN %s ELSE message_id END, "
-        "last_error = CASE WHEN id = %s THEN '' ELSE last_error END, "
-        "claimed_at = CASE WHEN id = %s THEN claimed_at ELSE %s END, "
-        "attempts = CASE WHEN id = %s THEN attempts ELSE attempts + 1 END "
-        "WHERE id = %s OR (id = %s AND status = %s AND EXISTS ("
-        f"SELECT 1 FROM {mailing_table} WHERE id = %s AND status = %s)) "
-        "RETURNING id"
+        f"{status} = CASE WHEN {pk} = %s THEN %s ELSE %s END, "
+        f"{col['sent_at']} = CASE WHEN {pk} = %s THEN %s ELSE {col['sent_at']} END, "
+        f"{col['message_id']} = "
+        f"CASE WHEN {pk} = %s THEN %s ELSE {col['message_id']} END, "
+        f"{col['last_error']} = "
+        f"CASE WHEN {pk} = %s THEN '' ELSE {col['last_error']} END, "
+        f"{col['claimed_at']} = "
+        f"CASE WHEN {pk} = %s THEN {col['claimed_at']} ELSE %s END, "
+        f"{col['attempts']} = "
+        f"CASE WHEN {pk} = %s THEN {col['attempts']} ELSE {col['attempts']} + 1 END "
+        f"WHERE {pk} = %s OR ({pk} = %s AND {status} = %s AND EXISTS ("
+        f"SELECT 1 FROM {mailing_table} "
+        f"WHERE {mailing_pk} = %s AND {mailing_status} = %s)) "
+        f"RETURNING {pk}"
     )
     params = [
         sent_id,
@@ -169,23 +214,23 @@ def mark_sent_and_claim(
         mailing_id,
         MailingStatus.SENDING.value,
     ]
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         returned = {row[0] for row in cursor.fetchall()}
     return next_id in returned
 
 
 def mark_failed(recipient_id: int, error: str) -> None:
-    MailingRecipient.objects.filter(pk=recipient_id).exclude(
-        status=RecipientStatus.SENT
-    ).update(status=RecipientStatus.FAILED, last_error=error[:2000])
+    _rows().filter(pk=recipient_id).exclude(status=RecipientStatus.SENT).update(
+        status=RecipientStatus.FAILED, last_error=error[:2000]
+    )
 
 
 def mark_retry(recipient_id: int, error: str) -> None:
     """Back to pending after a transient error (a later job sends it)."""
-    MailingRecipient.objects.filter(
-        pk=recipient_id, status=RecipientStatus.SENDING
-    ).update(status=RecipientStatus.PENDING, last_error=error[:2000])
+    _rows().filter(pk=recipient_id, status=RecipientStatus.SENDING).update(
+        status=RecipientStatus.PENDING, last_error=error[:2000]
+    )
 
 
 def gave_up_message(attempts: int, error: str) -> str:
@@ -197,27 +242,26 @@ def gave_up_message(attempts: int, error: str) -> str:
 
 def fail_pending(recipient_ids: list[int], error: str) -> int:
     """Give up on pending rows (retries exhausted)."""
-    return MailingRecipient.objects.filter(
-        pk__in=recipient_ids, status=RecipientStatus.PENDING
-    ).update(status=RecipientStatus.FAILED, last_error=error[:2000])
+    return (
+        _rows()
+        .filter(pk__in=recipient_ids, status=RecipientStatus.PENDING)
+        .update(status=RecipientStatus.FAILED, last_error=error[:2000])
+    )
 
 
 def finish_if_complete(mailing_id: int) -> bool:
     """sending/queued → done once no row is pending or sending (one UPDATE)."""
-    open_rows = MailingRecipient.objects.filter(
+    open_rows = _rows().filter(
         mailing_id=OuterRef("pk"),
         status__in=[RecipientStatus.PENDING, RecipientStatus.SENDING],
     )
     return bool(
-        Mailing.objects.filter(
-            pk=mailing_id, status__in=[MailingStatus.QUEUED, MailingStatus.SENDING]
-        )
+        _mailings()
+        .filter(pk=mailing_id, status__in=[MailingStatus.QUEUED, MailingStatus.SENDING])
         .filter(~Exists(open_rows))
         .update(status=MailingStatus.DONE, finished_at=timezone.now())
     )
 
 
 def mailing_status(mailing_id: int) -> str | None:
-    return (
-        Mailing.objects.filter(pk=mailing_id).values_list("status", flat=True).first()
-    )
+    return _mailings().filter(pk=mailing_id).values_list("status", flat=True).first()

@@ -4,8 +4,8 @@
 unique placeholders where the recipient's name, personal link and unsubscribe link
 go, runs premailer **once**, and returns a JSON-serialisable :class:`MailingTemplate`
 (stored on the mailing when sending starts). :func:`personalise` then only replaces
-the placeholders with the recipient's escaped values, which costs microseconds
-instead of the ~10 ms premailer needs per message.
+the placeholders with the recipient's escaped values instead of running premailer
+per message (figures in docs/invitations.md).
 
 Merge fields, in the subject and the body: ``{{ name }}``, ``{{ link }}``,
 ``{{ password }}``, ``{{ webinar }}``, ``{{ starts_at }}`` (spaces inside the braces
@@ -23,11 +23,14 @@ from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import NoReverseMatch
 from django.utils.formats import date_format, time_format
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from wagtail.models import Site
+from wagtail.rich_text import expand_db_html
 
 from ..models import (
     Mailing,
@@ -40,6 +43,7 @@ from ..models import (
 from ..utils import absolute_page_url, base_url
 from . import ics
 from .text import html_to_text
+from .unsubscribe import unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +119,6 @@ def local_start(webinar: WebinarPage) -> str:
 
 
 def mailing_settings_for(webinar: WebinarPage) -> MailingSettings:
-    from wagtail.models import Site
-
     site = webinar.get_site() or Site.objects.filter(is_default_site=True).first()
     return MailingSettings.for_site(site)
 
@@ -151,7 +153,6 @@ def build_template(mailing: Mailing) -> MailingTemplate:
     once, ``allow_network=False``, ``disable_validation=True``)."""
     # Imported here: sending jobs (forked work horses) never need premailer/lxml.
     import premailer
-    from wagtail.rich_text import expand_db_html
 
     webinar = mailing.webinar.specific
     ms = mailing_settings_for(webinar)
@@ -286,8 +287,6 @@ def render_preview(
     """The e-mail exactly as ``recipient_or_link`` would receive it (subject, HTML with
     inlined styles, text alternative, .ics). Accepts a ledger row, a personal link
     (for a draft) or a subscriber (whose link may not exist yet)."""
-    from .unsubscribe import unsubscribe_url
-
     template = frozen_template(mailing)
     item = recipient_or_link
     unsub = ""
@@ -295,7 +294,7 @@ def render_preview(
     if isinstance(item, MailingRecipient):
         link_obj = item.link
         if item.subscriber_id is not None:
-            unsub = _safe_unsubscribe_url(item.subscriber, unsubscribe_url)
+            unsub = _safe_unsubscribe_url(item.subscriber)
     elif isinstance(item, PersonalLink):
         link_obj = item
     elif isinstance(item, Subscriber):
@@ -307,16 +306,14 @@ def render_preview(
             .first()
         )
         if mailing.subscriber_list_id is not None:
-            unsub = _safe_unsubscribe_url(item, unsubscribe_url)
+            unsub = _safe_unsubscribe_url(item)
     link = link_obj.get_url() if link_obj else _("(personal link, issued on sending)")
     return personalise(template, name=item.name, link=link, unsubscribe_url=unsub)
 
 
-def _safe_unsubscribe_url(subscriber, build) -> str:
-    from django.urls import NoReverseMatch
-
+def _safe_unsubscribe_url(subscriber: Subscriber) -> str:
     try:
-        return build(subscriber)
+        return unsubscribe_url(subscriber)
     except NoReverseMatch:
         # The unsubscribe route is not mounted: no link rather than a crash.
         logger.warning("wagtail_paidwebinar:unsubscribe is not in the URLconf")

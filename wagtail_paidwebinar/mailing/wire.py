@@ -14,7 +14,7 @@ boundaries) and per recipient only:
   would exceed the 998 octets SMTP allows (RFC 5321), again like Django;
 - joins the pieces with CRLF line endings, ready for ``smtplib.SMTP.sendmail``.
 
-The structure is the one :func:`.send.build_message` produces (multipart/mixed of
+The structure is the one :func:`.message.build_message` produces (multipart/mixed of
 multipart/alternative text + HTML, and the ``.ics`` attachment); the tests parse both
 and compare them header by header and part by part.
 """
@@ -33,8 +33,8 @@ from django.conf import settings
 from django.core.mail.message import forbid_multi_line_headers, sanitize_address
 from django.utils.encoding import punycode
 
+from .message import check_header_value
 from .render import MailingTemplate, personalise
-from .send import check_header_value
 
 CRLF = b"\r\n"
 MAX_LINE = 998  # octets, without CRLF (RFC 5321 section 4.5.3.1.6)

@@ -1,10 +1,10 @@
-"""Who a mailing goes to, read-only, for the admin's preview, confirm, export and
-"copy message" pages.
+"""A mailing's audience shaped for the admin's preview, confirm, export and "copy
+message" pages.
 
-Once a mailing has started, its ledger (MailingRecipient rows) is the truth. Before
-that the audience is worked out the way ``start_mailing`` will: the webinar's link
-holders with an e-mail (neither revoked nor expired), then the list's subscribed
-members, one entry per address (compared case-insensitively). Nothing here writes.
+Who is in it is decided by :mod:`wagtail_paidwebinar.mailing.audience` (the ledger
+once the mailing has started, before that the audience ``start_mailing`` would
+resolve); this module only turns its answers into entries with a URL key and
+counts for templates. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
-
-from django.db.models import QuerySet
-from django.utils import timezone
 
 from ..mailing import audience
 from ..models import Mailing, MailingRecipient, PersonalLink, Subscriber
@@ -45,79 +42,40 @@ class AudienceSummary:
     without_link: int
 
 
-def has_ledger(mailing: Mailing) -> bool:
-    return mailing.recipients.exists()
-
-
-def valid_links(mailing: Mailing) -> QuerySet[PersonalLink]:
-    """The webinar's links with an e-mail that are neither revoked nor expired."""
-    return audience.valid_links(mailing.webinar_id, timezone.now()).order_by(
-        "name", "pk"
+def _row_entry(row: MailingRecipient) -> AudienceEntry:
+    return AudienceEntry(
+        key=f"r{row.pk}",
+        name=row.name,
+        email=row.email,
+        link=row.link,
+        subscriber=row.subscriber,
+        recipient=row,
     )
 
 
-def list_members(mailing: Mailing) -> QuerySet[Subscriber]:
-    if not mailing.subscriber_list_id:
-        return Subscriber.objects.none()
-    return Subscriber.objects.filter(
-        lists__pk=mailing.subscriber_list_id, subscribed=True
-    ).order_by("email_normalized")
+def _planned_entry(planned: audience.Planned) -> AudienceEntry:
+    link, subscriber = planned
+    if subscriber is None:
+        return AudienceEntry(
+            key=f"l{link.pk}", name=link.name, email=link.email, link=link
+        )
+    return AudienceEntry(
+        key=f"s{subscriber.pk}",
+        name=subscriber.name,
+        email=subscriber.email,
+        link=link,
+        subscriber=subscriber,
+    )
 
 
 def iter_audience(mailing: Mailing) -> Iterator[AudienceEntry]:
     """Every address the mailing goes (or went) to, in a stable order."""
-    if has_ledger(mailing):
-        rows = mailing.recipients.select_related("link", "subscriber").order_by("pk")
-        for row in rows.iterator(chunk_size=CHUNK):
-            yield AudienceEntry(
-                key=f"r{row.pk}",
-                name=row.name,
-                email=row.email,
-                link=row.link,
-                subscriber=row.subscriber,
-                recipient=row,
-            )
+    if audience.is_resolved(mailing):
+        for row in audience.ledger_rows(mailing).iterator(chunk_size=CHUNK):
+            yield _row_entry(row)
         return
-    # Memory stays flat for 100,000 recipients: rows stream in chunks and only the
-    # normalised e-mails already listed are remembered.
-    seen: set[str] = set()
-    if mailing.include_link_holders:
-        for link in valid_links(mailing).iterator(chunk_size=CHUNK):
-            seen.add(link.email_normalized)
-            yield AudienceEntry(
-                key=f"l{link.pk}", name=link.name, email=link.email, link=link
-            )
-    chunk: list[Subscriber] = []
-    for subscriber in list_members(mailing).iterator(chunk_size=CHUNK):
-        if subscriber.email_normalized in seen:
-            continue
-        seen.add(subscriber.email_normalized)
-        chunk.append(subscriber)
-        if len(chunk) >= CHUNK:
-            yield from _subscriber_entries(mailing, chunk)
-            chunk = []
-    yield from _subscriber_entries(mailing, chunk)
-
-
-def _subscriber_entries(
-    mailing: Mailing, subscribers: list[Subscriber]
-) -> Iterator[AudienceEntry]:
-    if not subscribers:
-        return
-    links = {
-        link.email_normalized: link
-        for link in valid_links(mailing).filter(
-            email_normalized__in=[s.email_normalized for s in subscribers]
-        )
-    }
-    for subscriber in subscribers:
-        yield AudienceEntry(
-            key=f"s{subscriber.pk}",
-            name=subscriber.name,
-            email=subscriber.email,
-            link=links.get(subscriber.email_normalized),
-            subscriber=subscriber,
-        )
+    for planned in audience.planned_audience(mailing):
+        yield _planned_entry(planned)
 
 
 def page_of(
@@ -146,15 +104,10 @@ def summarize(mailing: Mailing) -> AudienceSummary:
             link_holders += 1
         if entry.link is None:
             without_link += 1
-    unsubscribed = 0
-    if mailing.subscriber_list_id:
-        unsubscribed = Subscriber.objects.filter(
-            lists__pk=mailing.subscriber_list_id, subscribed=False
-        ).count()
     return AudienceSummary(
         link_holders=link_holders,
         subscribers=subscribers,
-        unsubscribed=unsubscribed,
+        unsubscribed=audience.unsubscribed_member_count(mailing),
         total=link_holders + subscribers,
         without_link=without_link,
     )
@@ -168,42 +121,14 @@ def find_entry(mailing: Mailing, key: str) -> AudienceEntry | None:
         return None
     pk = int(raw_id)
     if kind == "r":
-        row = (
-            mailing.recipients.select_related("link", "subscriber")
-            .filter(pk=pk)
-            .first()
-        )
-        if row is None:
-            return None
-        return AudienceEntry(
-            key=key,
-            name=row.name,
-            email=row.email,
-            link=row.link,
-            subscriber=row.subscriber,
-            recipient=row,
-        )
+        row = audience.ledger_rows(mailing).filter(pk=pk).first()
+        return None if row is None else _row_entry(row)
     if kind == "l":
-        link = valid_links(mailing).filter(pk=pk).first()
-        if link is None:
-            return None
-        return AudienceEntry(key=key, name=link.name, email=link.email, link=link)
+        link = audience.planned_link_holder(mailing, pk)
+        return None if link is None else _planned_entry(audience.Planned(link))
     if kind == "s":
-        subscriber = list_members(mailing).filter(pk=pk).first()
-        if subscriber is None:
-            return None
-        link = (
-            valid_links(mailing)
-            .filter(email_normalized=subscriber.email_normalized)
-            .first()
-        )
-        return AudienceEntry(
-            key=key,
-            name=subscriber.name,
-            email=subscriber.email,
-            link=link,
-            subscriber=subscriber,
-        )
+        planned = audience.planned_member(mailing, pk)
+        return None if planned is None else _planned_entry(planned)
     return None
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from django.core.management.base import BaseCommand, CommandError
 
 from ...conf import get_setting
-from ...mailing import jobs, ledger, resume_mailing, start_mailing
+from ...mailing import resume_mailing, send_now, start_mailing
 from ...models import Mailing, MailingStatus
 
 
@@ -44,7 +42,13 @@ class Command(BaseCommand):
             verb = "Resumed"
         self.stdout.write(f"{verb} mailing {mailing_id}: {queued} recipients to send.")
         if sync and queued:
-            self._send_inline(mailing)
+            send_now(
+                mailing,
+                on_batch=lambda: self.stdout.write(self._progress(mailing)),
+                on_retry=lambda rows, delay, error: self.stdout.write(
+                    f"Retrying {rows} in {delay:g}s ({error})"
+                ),
+            )
             mailing.refresh_from_db()
             self.stdout.write(
                 self.style.SUCCESS(f"Finished. {self._progress(mailing)}")
@@ -61,30 +65,3 @@ class Command(BaseCommand):
             f"sent {p['sent']}, failed {p['failed']}, pending {p['pending']}, "
             f"sending {p['sending']} of {p['total']}"
         )
-
-    def _send_inline(self, mailing: Mailing) -> None:
-        """Batches in this process; transient failures wait RETRY_DELAYS between
-        passes, then the rows still pending fail."""
-        size = max(1, int(get_setting("BATCH_SIZE")))
-        delays = [0, *get_setting("RETRY_DELAYS")]
-        error = ""
-        for attempt, delay in enumerate(delays):
-            ids = ledger.pending_ids(mailing.pk)
-            if not ids:
-                break
-            if delay:
-                self.stdout.write(f"Retrying {len(ids)} in {delay}s ({error})")
-                time.sleep(delay)
-            for start in range(0, len(ids), size):
-                counts = jobs.send_batch(
-                    mailing.pk, ids[start : start + size], attempt, False
-                )
-                error = counts.get("error", error)
-                if ledger.mailing_status(mailing.pk) != MailingStatus.SENDING:
-                    return
-                self.stdout.write(self._progress(mailing))
-        else:
-            ids = ledger.pending_ids(mailing.pk)
-            if ids:
-                ledger.fail_pending(ids, ledger.gave_up_message(len(delays), error))
-        ledger.finish_if_complete(mailing.pk)

@@ -1,0 +1,444 @@
+"""The send loop: one batch of ledger rows over one e-mail connection.
+
+For each row: claim it (pending → sending, a conditional UPDATE that also checks
+the mailing is still sending, so pause and cancel take effect between two
+messages), send, and mark it sent at once. A worker killed mid-batch therefore
+leaves at most one row 'sending'.
+
+A builder thread renders the next message while the current one is on the wire,
+and on PostgreSQL the ledger statements run in a thread of their own
+(:class:`_Ledger`). Failures are sorted by :func:`.message.classify`: a permanent
+one fails that row only, a transient one puts the row back to pending (the caller
+decides when to try again), a connection failure stops the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from smtplib import quoteaddr
+
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.utils.translation import gettext_lazy as _
+
+from .. import tokens
+from ..conf import get_setting
+from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
+from ..models.links import personal_url
+from ..utils import absolute_page_url, base_url
+from . import ledger
+from .message import CONNECTION, PERMANENT, TRANSIENT, build_message, classify
+from .render import (
+    MailingTemplate,
+    frozen_template,
+    mailing_settings_for,
+    personalise,
+)
+from .unsubscribe import token_for, url_for_token
+from .wire import (
+    WireMessage,
+    abort_transaction,
+    finish_transaction,
+    open_transaction,
+)
+
+logger = logging.getLogger(__name__)
+
+_ROW_FIELDS = (
+    "pk",
+    "email",
+    "name",
+    "link_id",
+    "link__salt",
+    "link__revoked_at",
+    "subscriber_id",
+    "subscriber__subscribed",
+    "subscriber__unsubscribe_salt",
+)
+
+
+def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list[int]]:
+    """Send to the pending rows among ``recipient_ids`` over one connection.
+
+    Returns the counts (sent, failed, retry, skipped, and ``error``: the last
+    transient or connection error) and the ids of the rows a transient failure put
+    back to pending: scheduling them again is the caller's decision
+    (:mod:`.jobs` for a worker, :func:`.api.send_now` inline)."""
+    counts: dict = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+    started = time.monotonic()
+    Mailing.objects.filter(pk=mailing_id, status=MailingStatus.QUEUED).update(
+        status=MailingStatus.SENDING
+    )
+    mailing = (
+        Mailing.objects.filter(pk=mailing_id, status=MailingStatus.SENDING)
+        .select_related("webinar")
+        .first()
+    )
+    if mailing is None:
+        return counts, []
+    rows = list(
+        MailingRecipient.objects.filter(
+            pk__in=list(recipient_ids),
+            mailing_id=mailing_id,
+            status=RecipientStatus.PENDING,
+        )
+        .order_by("pk")
+        .values_list(*_ROW_FIELDS)
+    )
+    if not rows:
+        return counts, []
+
+    template = frozen_template(mailing)
+    page_url = absolute_page_url(mailing.webinar)
+    base = base_url()
+    delay = _send_delay(mailing)
+    connection = get_connection(fail_silently=False)
+    try:
+        connection.open()
+    except Exception as exc:
+        failure = classify(exc)
+        logger.warning("Mailing %s: cannot connect: %s", mailing_id, failure.message)
+        counts["retry"] = len(rows)
+        counts["error"] = failure.message
+        return counts, [row[0] for row in rows]
+
+    setup_seconds = time.monotonic() - started
+    # For Django's SMTP backend the messages go out as bytes laid out once per
+    # batch (wire.py): far cheaper than Django's per-message serialisation
+    # (figures in docs/invitations.md).
+    wire = _wire_for(template) if isinstance(connection, SMTPBackend) else None
+    # A builder thread renders the next message while this one waits for the
+    # SMTP server's replies (socket waits release the GIL).
+    book = _Ledger(pipelined=wire is not None and not delay)
+    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
+
+    def prepare(row: tuple):
+        return builder.submit(
+            _prepare, mailing, template, row, page_url, base, connection, wire
+        )
+
+    try:
+        retry, last_error = _send_rows(
+            mailing_id, rows, prepare, connection, book, delay, counts
+        )
+    finally:
+        builder.shutdown(wait=True, cancel_futures=True)
+        book.close()
+        try:
+            connection.close()
+        except Exception:  # closing a dead connection must not hide the result
+            logger.debug("Error closing the SMTP connection", exc_info=True)
+
+    if retry:
+        counts["retry"] = len(retry)
+        counts["error"] = last_error
+    logger.info(
+        "Mailing %s: batch of %d: sent %d, failed %d, retry %d, skipped %d "
+        "in %.2f s (setup %.2f s)",
+        mailing_id,
+        len(rows),
+        counts["sent"],
+        counts["failed"],
+        counts["retry"],
+        counts["skipped"],
+        time.monotonic() - started,
+        setup_seconds,
+    )
+    return counts, retry
+
+
+def _send_delay(mailing: Mailing) -> float:
+    """Seconds between two messages: the site's send_rate and SEND_DELAY, whichever
+    is slower (per worker)."""
+    delay = max(float(get_setting("SEND_DELAY")), 0.0)
+    try:
+        rate = float(mailing_settings_for(mailing.webinar.specific).send_rate or 0)
+    except Exception:  # a broken site setting must not stop the mailing
+        logger.exception("Could not read the mailing settings")
+        rate = 0.0
+    if rate > 0:
+        delay = max(delay, 1.0 / rate)
+    return delay
+
+
+def _send_rows(
+    mailing_id: int,
+    rows: list[tuple],
+    prepare,
+    connection,
+    book: _Ledger,
+    delay: float,
+    counts: dict,
+) -> tuple[list[int], str]:
+    """The send loop; returns the rows to retry later and the last error.
+
+    Each row is claimed before its message is sent and marked sent right after
+    (one statement that also claims the next row). Over SMTP the transaction is
+    opened (MAIL FROM, RCPT TO) before the claim's result is needed; with a
+    pipelined ledger the statement runs meanwhile, and the DATA — delivery —
+    always waits for it: at most one message is out but not yet recorded, the one
+    a crash may send twice."""
+    retry: list[int] = []
+    last_error = ""
+    claim = book.submit(ledger.claim, mailing_id, rows[0][0])
+    upcoming = prepare(rows[0])
+    for index, row in enumerate(rows):
+        next_id = rows[index + 1][0] if index + 1 < len(rows) else None
+        prepared = upcoming.result()
+        if next_id is not None:
+            upcoming = prepare(rows[index + 1])
+        opened: BaseException | bool = False
+        smtp = connection.connection if prepared.data is not None else None
+        if smtp is not None:
+            from_email, recipients = prepared.quoted
+            try:
+                open_transaction(smtp, from_email, recipients, len(prepared.data))
+                opened = True
+            except Exception as exc:  # recorded below, once the row is ours
+                opened = exc
+        claimed = claim.result()
+        if not claimed:
+            # Taken by someone else, or the mailing was paused or cancelled; in
+            # the latter case stop here.
+            if opened is True:
+                _abort(smtp)
+            counts["skipped"] += 1
+            if next_id is None or (
+                ledger.mailing_status(mailing_id) != MailingStatus.SENDING
+            ):
+                break
+            claim = book.submit(ledger.claim, mailing_id, next_id)
+            continue
+        kind, message, message_id = _deliver(mailing_id, prepared, connection, opened)
+        if kind == CONNECTION:
+            # The row and everything after it wait for the server.
+            retry.extend(r[0] for r in rows[index:])
+            last_error = message
+            break
+        if kind == "sent":
+            counts["sent"] += 1
+            if not delay:
+                # The hot path: one statement marks this row sent and claims the
+                # next one.
+                claim = book.submit(
+                    ledger.mark_sent_and_claim, mailing_id, row[0], message_id, next_id
+                )
+                continue
+            ledger.mark_sent(row[0], message_id)
+        elif kind == PERMANENT:
+            counts["failed"] += 1
+        elif kind == TRANSIENT:
+            retry.append(row[0])
+            last_error = message
+        if next_id is None:
+            break
+        if delay:
+            time.sleep(delay)
+        claim = book.submit(ledger.claim, mailing_id, next_id)
+    claim.result()  # the last row's "sent" is recorded before the job ends
+    return retry, last_error
+
+
+def _abort(smtp) -> None:
+    try:
+        abort_transaction(smtp)
+    except Exception:  # the next send reports a dead connection
+        logger.debug("RSET failed", exc_info=True)
+
+
+class _Ledger:
+    """Where the send loop's ledger statements run.
+
+    Pipelined (PostgreSQL, SMTP backend, no send delay, outside a transaction):
+    in a thread with its own database connection, so the statement that records
+    one message overlaps the next message's first SMTP round trips. Otherwise in
+    the calling thread. Either way the loop waits for each result before it
+    needs it, so statements never overlap each other. ``synchronous_commit`` is
+    relaxed on whichever connection runs them (see :func:`_relax_commit`)."""
+
+    def __init__(self, *, pipelined: bool) -> None:
+        db = ledger.db_connection()
+        self.pipelined = (
+            pipelined and db.vendor == "postgresql" and not db.in_atomic_block
+        )
+        self._thread = None
+        if self.pipelined:
+            self._thread = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pw-mail-ledger"
+            )
+            self._restore = self._thread.submit(_relax_commit).result()
+        else:
+            self._restore = _relax_commit()
+
+    def submit(self, fn, *args) -> Future:
+        if self._thread is not None:
+            return self._thread.submit(fn, *args)
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        if self._thread is None:
+            self._restore()
+            return
+
+        def finish() -> None:
+            self._restore()
+            ledger.db_connection().close()  # this thread's own connection
+
+        try:
+            self._thread.submit(finish).result()
+        finally:
+            self._thread.shutdown(wait=True)
+
+
+def _wire_for(template: MailingTemplate) -> WireMessage | None:
+    try:
+        return WireMessage(template)
+    except Exception:  # e.g. a broken sender: each row fails with Django's error
+        logger.exception("Cannot lay out the mailing's messages")
+        return None
+
+
+def _relax_commit():
+    """On PostgreSQL, let this connection's ledger commits return before the WAL
+    is flushed (``synchronous_commit = off``) unless LEDGER_SYNCHRONOUS_COMMIT.
+
+    Why: a WAL flush costs more than sending a message, and the loop commits once
+    per message, so durable commits would set the pace of a mailing. A worker
+    crash loses nothing (the server has the commit); only a crash of the PostgreSQL
+    server itself can lose the last moments of ledger updates, which would then be
+    sent again (figures in docs/invitations.md, LEDGER_SYNCHRONOUS_COMMIT).
+    Returns the function that restores the setting."""
+    db = ledger.db_connection()
+    if db.vendor != "postgresql" or get_setting("LEDGER_SYNCHRONOUS_COMMIT"):
+        return lambda: None
+    with db.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+
+    def restore() -> None:
+        try:
+            with db.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO DEFAULT")
+        except Exception:  # the connection is gone; nothing to restore
+            logger.debug("Could not restore synchronous_commit", exc_info=True)
+
+    return restore
+
+
+@dataclass
+class Prepared:
+    """One row, ready to send: the message (for SMTP its bytes and quoted
+    envelope), or why it must not or could not be built."""
+
+    pk: int
+    refusal: str = ""
+    error: BaseException | None = None
+    message: EmailMultiAlternatives | None = None  # non-SMTP backends
+    data: bytes | None = None  # SMTP: the message as sent (wire.py)
+    quoted: tuple[str, list[str]] | None = None  # SMTP: from, [to], quoted
+    message_id: str = ""
+
+
+def _prepare(
+    mailing: Mailing,
+    template: MailingTemplate,
+    row: tuple,
+    page_url: str,
+    base: str,
+    connection,
+    wire: WireMessage | None,
+) -> Prepared:
+    """Build one row's message (pure: no database; runs in the builder thread):
+    with ``wire``, straight to the bytes SMTP sends; otherwise a Django message
+    for a non-SMTP e-mail backend."""
+    (
+        pk,
+        email,
+        name,
+        link_id,
+        link_salt,
+        link_revoked_at,
+        subscriber_id,
+        subscribed,
+        unsubscribe_salt,
+    ) = row
+    if subscriber_id is not None and not subscribed:
+        return Prepared(pk, refusal=str(_("Unsubscribed before sending; not sent.")))
+    if link_id is None or link_revoked_at is not None:
+        return Prepared(
+            pk, refusal=str(_("The personal link is missing or revoked; not sent."))
+        )
+    try:
+        token = tokens.make_token(link_id, mailing.webinar_id, link_salt)
+        link = personal_url(page_url, token)
+        unsubscribe = ""
+        if subscriber_id is not None and template.list_unsubscribe:
+            unsubscribe = url_for_token(
+                token_for(subscriber_id, unsubscribe_salt), base
+            )
+        if wire is not None:
+            _from, recipients, data, message_id = wire.envelope(
+                name=name, email=email, link=link, unsubscribe_url=unsubscribe
+            )
+            return Prepared(
+                pk,
+                data=data,
+                quoted=(wire.quoted_from, [quoteaddr(r) for r in recipients]),
+                message_id=message_id,
+            )
+        rendered = personalise(
+            template, name=name, link=link, unsubscribe_url=unsubscribe
+        )
+        message = build_message(
+            template,
+            rendered,
+            name=name,
+            email=email,
+            unsubscribe_url=unsubscribe,
+            connection=connection,
+        )
+    except Exception as exc:
+        return Prepared(pk, error=exc)
+    return Prepared(pk, message=message, message_id=message.extra_headers["Message-ID"])
+
+
+def _deliver(
+    mailing_id: int,
+    prepared: Prepared,
+    connection,
+    opened: BaseException | bool,
+) -> tuple[str, str, str]:
+    """Send one claimed row: ``(kind, error, message_id)``. ``opened``: for an
+    SMTP message, True once its transaction is open (only DATA is left) or the
+    exception opening it raised. Failures are recorded here; a success is
+    recorded by the caller (together with the next claim)."""
+    pk = prepared.pk
+    if prepared.refusal:
+        ledger.mark_failed(pk, prepared.refusal)
+        return PERMANENT, prepared.refusal, ""
+    try:
+        if prepared.error is not None:
+            raise prepared.error
+        if isinstance(opened, BaseException):
+            raise opened
+        if prepared.data is not None:
+            finish_transaction(connection.connection, prepared.data)
+        else:
+            connection.send_messages([prepared.message])
+    except Exception as exc:
+        failure = classify(exc)
+        if failure.kind == PERMANENT:
+            ledger.mark_failed(pk, failure.message)
+        else:
+            ledger.mark_retry(pk, failure.message)
+        logger.info("Mailing %s, row %s: %s", mailing_id, pk, failure.message)
+        return failure.kind, failure.message, ""
+    return "sent", "", prepared.message_id
