@@ -1,4 +1,10 @@
-"""Binding a personal link to a browser: the atomic claim of a device slot."""
+"""Every row the gate writes: the atomic claim of a device slot, attendance events,
+entries with their last-seen stamps, and a browser's bindings carried over to a new
+device secret.
+
+Plain functions taking ids and values, never a request: gate.py reads the request
+and calls them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from . import conf
 from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.attendance import truncate_ip
 
@@ -135,3 +142,64 @@ def claim_link(
             user_agent=(user_agent or "")[:255],
         )
     return ClaimResult(ClaimOutcome.CLAIMED, link)
+
+
+def record_event(
+    webinar_id: int,
+    kind: AccessEventKind,
+    link_id: int | None,
+    *,
+    ip: str,
+    user_agent: str,
+) -> None:
+    """One attendance record (``ip`` is stored truncated, see ``truncate_ip``)."""
+    # A forged or malformed token names no link we trust: never pin it on one.
+    if kind is AccessEventKind.REFUSED_INVALID:
+        link_id = None
+    AccessEvent.objects.create(
+        webinar_id=webinar_id,
+        link_id=link_id,
+        kind=kind,
+        ip=truncate_ip(ip),
+        user_agent=(user_agent or "")[:255],
+    )
+
+
+def record_entry(
+    webinar_id: int,
+    device_id: int,
+    link_id: int,
+    last_seen_at: dt.datetime | None,
+    now: dt.datetime,
+    *,
+    ip: str,
+    user_agent: str,
+) -> bool:
+    """An "entry" of a bound device, at most once per ENTRY_INTERVAL.
+
+    ``last_seen_at`` is the device's stamp as the gate read it. Most granted views
+    fall inside the interval and write nothing; the others stamp the device and its
+    link and record an entry. Returns whether anything was written.
+    """
+    interval = dt.timedelta(seconds=int(conf.get_setting("ENTRY_INTERVAL")))
+    if last_seen_at and now - last_seen_at < interval:
+        return False
+    LinkDevice.objects.filter(pk=device_id).update(last_seen_at=now)
+    PersonalLink.objects.filter(pk=link_id).update(last_seen_at=now)
+    record_event(
+        webinar_id, AccessEventKind.ENTRY, link_id, ip=ip, user_agent=user_agent
+    )
+    return True
+
+
+def carry_bindings(old_secret: str, new_secret: str, *, except_link_id: int) -> int:
+    """Move a browser's bindings to other links from ``old_secret`` to ``new_secret``.
+
+    After a claim the browser holds a new device secret; without this the links it
+    had claimed before would no longer recognise it. Returns how many moved.
+    """
+    return (
+        LinkDevice.objects.filter(secret_hash=hash_secret(old_secret))
+        .exclude(link_id=except_link_id)
+        .update(secret_hash=hash_secret(new_secret))
+    )

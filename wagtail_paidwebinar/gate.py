@@ -1,15 +1,15 @@
-"""Turns the gate's decisions (access.py) into responses.
+"""Turns the gate's decisions (access.py) into responses: the HTTP side only.
 
 ``serve_webinar`` is what the ``on_serve_page`` hook calls for a WebinarPage: it reads
-the request into an :class:`access.Visit`, asks :func:`access.decide`, carries out
-the side effects the decision names (claim, cookies, attendance, throttle counters)
-and marks every response private and never cached: the same URL shows the room to
-one browser and the teaser to the next, so no shared cache may keep either.
+the request into an :class:`access.Visit`, asks :func:`access.decide`, has the rows
+the decision names written (claims.py: claim, attendance, last-seen stamps) and the
+throttle counters counted, sets the cookies and marks every response private and
+never cached: the same URL shows the room to one browser and the teaser to the next,
+so no shared cache may keep either.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 from email.utils import parseaddr
@@ -20,17 +20,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from . import access, conf, throttle
+from . import access, claims, conf, throttle
 from .access import Decision, Outcome, Visit
-from .claims import (
-    ClaimOutcome,
-    claim_link,
-    device_secret_for_claim,
-    hash_secret,
-    new_claim_nonce,
-)
-from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
-from .models.attendance import truncate_ip
+from .claims import ClaimOutcome
+from .models import AccessEventKind, PersonalLink, WebinarPage
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +51,10 @@ def pass_cookie_name(page: WebinarPage) -> str:
 def client_ip(request: HttpRequest) -> str:
     """REMOTE_ADDR; behind a proxy, set it from the proxy's header in a middleware."""
     return request.META.get("REMOTE_ADDR", "") or ""
+
+
+def user_agent(request: HttpRequest) -> str:
+    return request.headers.get("User-Agent", "")
 
 
 def clean_path(request: HttpRequest) -> str:
@@ -125,8 +122,17 @@ def apply_side_effects(
         throttle.record_failure(decision.failure_scope, page.pk, visit.client, visit.ip)
     if decision.event is not None:
         record_event(page, request, decision.event, decision.link)
-    if decision.outcome is Outcome.GRANT and decision.device is not None:
-        record_entry(page, request, decision.device, visit.now)
+    device = decision.device
+    if decision.outcome is Outcome.GRANT and device is not None:
+        claims.record_entry(
+            page.pk,
+            device.pk,
+            device.link_id,
+            device.last_seen_at,
+            visit.now,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+        )
 
 
 def record_event(
@@ -135,28 +141,14 @@ def record_event(
     kind: AccessEventKind,
     link: PersonalLink | None,
 ) -> None:
-    # A forged or malformed token names no link we trust: never pin it on one.
-    if kind is AccessEventKind.REFUSED_INVALID:
-        link = None
-    AccessEvent.objects.create(
-        webinar_id=page.pk,
-        link=link,
-        kind=kind,
-        ip=truncate_ip(client_ip(request)),
-        user_agent=request.headers.get("User-Agent", "")[:255],
+    """An attendance record of this request (see claims.record_event)."""
+    claims.record_event(
+        page.pk,
+        kind,
+        link.pk if link is not None else None,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
     )
-
-
-def record_entry(
-    page: WebinarPage, request: HttpRequest, device: LinkDevice, now: dt.datetime
-) -> None:
-    """An "entry" at most once per ENTRY_INTERVAL per device (most views: no write)."""
-    interval = dt.timedelta(seconds=int(conf.get_setting("ENTRY_INTERVAL")))
-    if device.last_seen_at and now - device.last_seen_at < interval:
-        return
-    LinkDevice.objects.filter(pk=device.pk).update(last_seen_at=now)
-    PersonalLink.objects.filter(pk=device.link_id).update(last_seen_at=now)
-    record_event(page, request, AccessEventKind.ENTRY, device.link)
 
 
 def respond(
@@ -213,7 +205,7 @@ def render_gate_page(
         context["contact_email"] = organiser_email(request)
     if decision.outcome is Outcome.CONFIRM:
         context["claim_nonce_field"] = access.CLAIM_NONCE_FIELD
-        context["claim_nonce"] = new_claim_nonce()
+        context["claim_nonce"] = claims.new_claim_nonce()
     response = TemplateResponse(
         request, template, context, status=status or default_status
     )
@@ -248,12 +240,9 @@ def claim(
     # A new secret on every claim, never the cookie the browser sent: a device
     # cookie planted by someone else (cookie injection from a sibling domain) never
     # ends up bound to a real link.
-    secret = device_secret_for_claim(link.pk, visit.claim_nonce)
-    result = claim_link(
-        link.pk,
-        secret,
-        user_agent=request.headers.get("User-Agent", ""),
-        ip=client_ip(request),
+    secret = claims.device_secret_for_claim(link.pk, visit.claim_nonce)
+    result = claims.claim_link(
+        link.pk, secret, user_agent=user_agent(request), ip=client_ip(request)
     )
     if result.outcome is ClaimOutcome.IN_USE:
         record_event(page, request, AccessEventKind.REFUSED_IN_USE, link)
@@ -263,10 +252,7 @@ def claim(
     if result.outcome is ClaimOutcome.INVALID:
         return render_gate_page(page, request, Decision(Outcome.REFUSE_GENERIC))
     if visit.device_secret:
-        # Carry this browser's other bindings over to the new secret.
-        LinkDevice.objects.filter(secret_hash=hash_secret(visit.device_secret)).exclude(
-            link_id=link.pk
-        ).update(secret_hash=hash_secret(secret))
+        claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
     # A new session key at the moment of privilege change (session fixation).
     request.session.cycle_key()
     grants = dict(request.session.get("paidwebinar_grants", {}))
