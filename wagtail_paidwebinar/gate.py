@@ -10,6 +10,7 @@ so no shared cache may keep either.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from email.utils import parseaddr
@@ -88,6 +89,24 @@ def read_visit(page: WebinarPage, request: HttpRequest) -> Visit:
         or f"ip:{ip}:ua:{request.headers.get('User-Agent', '')[:200]}",
         ip=ip,
     )
+
+
+def room_visible(page: WebinarPage, request: HttpRequest) -> bool:
+    """Would the page show its room to this browser? Asked by the room's materials.
+
+    The same reading of the request and the same decision as the page view, minus
+    what only the page URL carries: a token or a posted form in this request claims
+    nothing here, writes nothing and counts no failure.
+    """
+    visit = dataclasses.replace(
+        read_visit(page, request),
+        method="GET",
+        token=None,
+        action="",
+        claim_nonce=None,
+        password=None,
+    )
+    return access.decide(page, visit).granted
 
 
 def serve_webinar(
