@@ -29,8 +29,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from django.db import connections, router
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from . import throttle, tokens
@@ -170,82 +168,14 @@ def has_password_pass(page: WebinarPage, cookie: str | None) -> bool:
 # --- database reads ----------------------------------------------------------------
 
 
-# Model.from_db() wants values in the models' field order: keep these in it.
-_DEVICE_FIELDS = ("id", "link_id", "last_seen_at")
-_LINK_FIELDS = ("id", "webinar_id", "name", "expires_at", "revoked_at", "claimed_at")
-_bound_sql_cache: dict[str, str] = {}
-
-
-def _in_model_order(model, names: tuple[str, ...]) -> bool:
-    order = [f.attname for f in model._meta.concrete_fields if f.attname in names]
-    return tuple(order) == names
-
-
-def _bound_sql(conn) -> str:
-    """The hot-path query, built once per connection alias (not at import time).
-
-    Written out rather than built with the ORM on every request: compiling a
-    select_related queryset costs more than running it, and the gate's budget is
-    what Wagtail's own password check costs. Identifiers come from the models'
-    metadata; values are always parameters.
-    """
-    sql = _bound_sql_cache.get(conn.alias)
-    if sql is None:
-        if not (
-            _in_model_order(LinkDevice, _DEVICE_FIELDS)
-            and _in_model_order(PersonalLink, _LINK_FIELDS)
-        ):
-            raise RuntimeError("access._DEVICE_FIELDS/_LINK_FIELDS out of field order")
-        q = conn.ops.quote_name
-        device, link = LinkDevice._meta, PersonalLink._meta
-
-        def col(meta, name: str) -> str:
-            return q(meta.get_field(name.removesuffix("_id")).column)
-
-        columns = [f"d.{col(device, f)}" for f in _DEVICE_FIELDS]
-        columns += [f"l.{col(link, f)}" for f in _LINK_FIELDS]
-        sql = (
-            f"SELECT {', '.join(columns)} "  # noqa: S608 - identifiers from _meta
-            f"FROM {q(device.db_table)} d INNER JOIN {q(link.db_table)} l "
-            f"ON l.{col(link, 'id')} = d.{col(device, 'link')} "
-            f"WHERE d.{col(device, 'secret_hash')} = %s "
-            f"AND l.{col(link, 'webinar')} = %s ORDER BY d.{col(device, 'id')}"
-        )
-        _bound_sql_cache[conn.alias] = sql
-    return sql
-
-
-def _aware(value):
-    # SQLite hands back naive UTC datetimes to a raw cursor; the ORM would fix them.
-    if isinstance(value, dt.datetime) and timezone.is_naive(value):
-        return timezone.make_aware(value, dt.UTC)
-    return value
-
-
 def find_bound_devices(
     page: WebinarPage, device_secret: str | None
 ) -> list[LinkDevice]:
-    """This browser's device rows for links of ``page``, with their links.
-
-    The one query of the hot path: an index lookup on the device hash joined with
-    the link row. Instances come back with only the fields the gate reads loaded
-    (others are deferred).
-    """
+    """This browser's device rows for links of ``page``, with their links (one
+    query: ``LinkDevice.objects.bound_for``)."""
     if not device_secret or len(device_secret) > 200:
         return []
-    conn = connections[router.db_for_read(LinkDevice)]
-    with conn.cursor() as cursor:
-        cursor.execute(_bound_sql(conn), [hash_secret(device_secret), page.pk])
-        rows = cursor.fetchall()
-    devices = []
-    split = len(_DEVICE_FIELDS)
-    for row in rows:
-        values = [_aware(v) for v in row]
-        link = PersonalLink.from_db(conn.alias, _LINK_FIELDS, values[split:])
-        device = LinkDevice.from_db(conn.alias, _DEVICE_FIELDS, values[:split])
-        device.link = link
-        devices.append(device)
-    return devices
+    return LinkDevice.objects.bound_for(page.pk, hash_secret(device_secret))
 
 
 def load_link(page: WebinarPage, token: str | None) -> PersonalLink | None:
