@@ -23,22 +23,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 
-from django.utils.crypto import salted_hmac
-
 from . import throttle, tokens
-from .claims import hash_secret
 from .models import AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.links import LinkStatus
 
 logger = logging.getLogger(__name__)
 
-PASS_KEY_SALT = "wagtail_paidwebinar.access.password_pass"  # noqa: S105 - a name, not a secret
 ACTION_FIELD = "pw_action"
 CLAIM_ACTION = "claim"
 PASSWORD_ACTION = "password"  # noqa: S105 - a name, not a secret
@@ -129,10 +123,6 @@ def link_problem(link: PersonalLink, now: dt.datetime) -> AccessEventKind | None
     return _REFUSAL.get(link.problem(now))
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8", "replace")).digest()
-
-
 def password_matches(page: WebinarPage, candidate: str | None) -> bool:
     """Constant-time comparison of ``candidate`` with the room password.
 
@@ -140,29 +130,14 @@ def password_matches(page: WebinarPage, candidate: str | None) -> bool:
     """
     if not page.room_password or candidate is None:
         return False
-    return hmac.compare_digest(_digest(candidate), _digest(page.room_password))
-
-
-def _pass_mac(page: WebinarPage, nonce: str) -> str:
-    # The password is part of the MAC: changing it ends every earlier pass.
-    value = f"{page.pk}:{nonce}:{page.room_password}"
-    return salted_hmac(PASS_KEY_SALT, value, algorithm="sha256").hexdigest()[:40]
-
-
-def make_password_pass(page: WebinarPage) -> str:
-    """The value of the cookie that proves this browser entered the room password."""
-    nonce = secrets.token_urlsafe(12)
-    return f"{nonce}.{_pass_mac(page, nonce)}"
+    return hmac.compare_digest(
+        tokens.digest(candidate), tokens.digest(page.room_password)
+    )
 
 
 def has_password_pass(page: WebinarPage, cookie: str | None) -> bool:
-    """Does ``cookie`` prove the current room password was entered?"""
-    if not cookie or not page.room_password or len(cookie) > 100:
-        return False
-    nonce, sep, mac = cookie.partition(".")
-    if not sep:
-        return False
-    return hmac.compare_digest(_pass_mac(page, nonce), mac)
+    """Does ``cookie`` prove the page's current room password was entered?"""
+    return tokens.has_password_pass(page.pk, page.room_password, cookie)
 
 
 # --- database reads ----------------------------------------------------------------
@@ -175,7 +150,7 @@ def find_bound_devices(
     query: ``LinkDevice.objects.bound_for``)."""
     if not device_secret or len(device_secret) > 200:
         return []
-    return LinkDevice.objects.bound_for(page.pk, hash_secret(device_secret))
+    return LinkDevice.objects.bound_for(page.pk, tokens.hash_secret(device_secret))
 
 
 def load_link(page: WebinarPage, token: str | None) -> PersonalLink | None:
@@ -221,7 +196,7 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
         )
 
     devices = list(link.devices.only("pk", "secret_hash", "link_id"))
-    mine = hash_secret(visit.device_secret) if visit.device_secret else None
+    mine = tokens.hash_secret(visit.device_secret) if visit.device_secret else None
     bound = next((d for d in devices if d.secret_hash == mine), None)
 
     problem = link_problem(link, visit.now)

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 import secrets
 import string
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
-from . import conf
+from . import conf, tokens
 from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.attendance import truncate_ip
 
@@ -29,7 +27,6 @@ def new_device_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-CLAIM_NONCE_KEY_SALT = "wagtail_paidwebinar.claims.claim_nonce"
 # How long a repeated POST of one confirm form still counts as the same browser.
 CLAIM_RETRY_WINDOW = dt.timedelta(minutes=10)
 _NONCE_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
@@ -50,13 +47,7 @@ def device_secret_for_claim(link_id: int, nonce: str | None) -> str:
     """
     if not nonce or not 20 <= len(nonce) <= 64 or not set(nonce) <= _NONCE_CHARS:
         return new_device_secret()
-    value = f"{link_id}:{nonce}"
-    return salted_hmac(CLAIM_NONCE_KEY_SALT, value, algorithm="sha256").hexdigest()
-
-
-def hash_secret(secret: str) -> str:
-    """What the database keeps of a device secret: its SHA-256, hex."""
-    return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+    return tokens.claim_secret(link_id, nonce)
 
 
 class ClaimOutcome(enum.Enum):
@@ -86,7 +77,7 @@ def claim_link(
     one wins on PostgreSQL; the others see the full count once the winner commits.
     (SQLite has no row locks but serialises writers on the whole database.)
     """
-    secret_hash = hash_secret(device_secret)
+    secret_hash = tokens.hash_secret(device_secret)
     now = timezone.now()
     with transaction.atomic():
         link = (
@@ -199,7 +190,7 @@ def carry_bindings(old_secret: str, new_secret: str, *, except_link_id: int) -> 
     had claimed before would no longer recognise it. Returns how many moved.
     """
     return (
-        LinkDevice.objects.filter(secret_hash=hash_secret(old_secret))
+        LinkDevice.objects.filter(secret_hash=tokens.hash_secret(old_secret))
         .exclude(link_id=except_link_id)
-        .update(secret_hash=hash_secret(new_secret))
+        .update(secret_hash=tokens.hash_secret(new_secret))
     )

@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from . import access, claims, conf, throttle
+from . import access, claims, conf, throttle, tokens
 from .access import Decision, Outcome, Visit
 from .claims import ClaimOutcome
 from .models import AccessEventKind, PersonalLink, WebinarPage
@@ -192,7 +192,7 @@ def respond(
         response = HttpResponseRedirect(clean_path(request))
         response.set_cookie(
             pass_cookie_name(page),
-            access.make_password_pass(page),
+            tokens.make_password_pass(page.pk, page.room_password),
             max_age=int(conf.get_setting("PASSWORD_PASS_AGE")),
             httponly=True,
             samesite="Lax",
