@@ -12,7 +12,6 @@ import datetime as dt
 import enum
 import secrets
 import string
-from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -57,19 +56,9 @@ class ClaimOutcome(enum.Enum):
     INVALID = "invalid"  # no such link, revoked or expired
 
 
-@dataclass(frozen=True)
-class ClaimResult:
-    outcome: ClaimOutcome
-    link: PersonalLink | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.ALREADY_BOUND)
-
-
 def claim_link(
     link_id: int, device_secret: str, *, user_agent: str = "", ip: str = ""
-) -> ClaimResult:
+) -> ClaimOutcome:
     """Take one of the link's device slots for the browser holding ``device_secret``.
 
     The link row is locked (``SELECT ... FOR UPDATE``) while the slots are counted and
@@ -87,7 +76,7 @@ def claim_link(
             .first()
         )
         if link is None or not link.is_live(now):
-            return ClaimResult(ClaimOutcome.INVALID, link)
+            return ClaimOutcome.INVALID
         devices = dict(
             LinkDevice.objects.filter(link_id=link.pk).values_list(
                 "secret_hash", "created_at"
@@ -96,15 +85,15 @@ def claim_link(
         if secret_hash in devices:
             # The same confirm form posted again: the same browser, if it is soon.
             if now - devices[secret_hash] <= CLAIM_RETRY_WINDOW:
-                return ClaimResult(ClaimOutcome.ALREADY_BOUND, link)
-            return ClaimResult(ClaimOutcome.IN_USE, link)
+                return ClaimOutcome.ALREADY_BOUND
+            return ClaimOutcome.IN_USE
         max_devices = (
             WebinarPage.objects.filter(pk=link.webinar_id)
             .values_list("max_devices_per_link", flat=True)
             .first()
         ) or 1
         if len(devices) >= max_devices:
-            return ClaimResult(ClaimOutcome.IN_USE, link)
+            return ClaimOutcome.IN_USE
         try:
             with transaction.atomic():
                 LinkDevice.objects.create(
@@ -117,7 +106,7 @@ def claim_link(
                 )
         except IntegrityError:
             # The same browser double-posted and its first request won.
-            return ClaimResult(ClaimOutcome.ALREADY_BOUND, link)
+            return ClaimOutcome.ALREADY_BOUND
         fields = ["last_seen_at"]
         link.last_seen_at = now
         if link.claimed_at is None:
@@ -132,7 +121,7 @@ def claim_link(
             ip=truncate_ip(ip),
             user_agent=(user_agent or "")[:255],
         )
-    return ClaimResult(ClaimOutcome.CLAIMED, link)
+    return ClaimOutcome.CLAIMED
 
 
 def record_event(

@@ -24,7 +24,7 @@ from django.utils.cache import add_never_cache_headers
 from . import access, claims, conf, throttle, tokens
 from .access import Decision, Outcome, Visit
 from .claims import ClaimOutcome
-from .models import AccessEventKind, PersonalLink, WebinarPage
+from .models import AccessEventKind, MailingSettings, PersonalLink, WebinarPage
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +203,9 @@ def respond(
 
 
 def render_gate_page(
-    page: WebinarPage, request: HttpRequest, decision: Decision, status: int = 0
+    page: WebinarPage, request: HttpRequest, decision: Decision
 ) -> HttpResponse:
-    template, default_status = _TEMPLATES[decision.outcome]
+    template, status = _TEMPLATES[decision.outcome]
     context = {
         "page": page,
         "self": page,
@@ -225,9 +225,7 @@ def render_gate_page(
     if decision.outcome is Outcome.CONFIRM:
         context["claim_nonce_field"] = access.CLAIM_NONCE_FIELD
         context["claim_nonce"] = claims.new_claim_nonce()
-    response = TemplateResponse(
-        request, template, context, status=status or default_status
-    )
+    response = TemplateResponse(request, template, context, status=status)
     if decision.outcome is Outcome.THROTTLED:
         response.headers["Retry-After"] = str(max(1, decision.retry_after))
     return response
@@ -237,8 +235,6 @@ def organiser_email(request: HttpRequest) -> str:
     """Whom a refused visitor should write to: the "Webinar mailing" site setting's
     reply-to or from address, else the address in DEFAULT_FROM_EMAIL."""
     try:
-        from .models import MailingSettings
-
         mailing = MailingSettings.for_request(request)
         address = mailing.reply_to or mailing.from_email or ""
     except Exception:  # noqa: BLE001 - a refusal page must render whatever happens
@@ -260,15 +256,15 @@ def claim(
     # cookie planted by someone else (cookie injection from a sibling domain) never
     # ends up bound to a real link.
     secret = claims.device_secret_for_claim(link.pk, visit.claim_nonce)
-    result = claims.claim_link(
+    outcome = claims.claim_link(
         link.pk, secret, user_agent=user_agent(request), ip=client_ip(request)
     )
-    if result.outcome is ClaimOutcome.IN_USE:
+    if outcome is ClaimOutcome.IN_USE:
         record_event(page, request, AccessEventKind.REFUSED_IN_USE, link)
         return render_gate_page(
             page, request, Decision(Outcome.REFUSE_IN_USE, link=link)
         )
-    if result.outcome is ClaimOutcome.INVALID:
+    if outcome is ClaimOutcome.INVALID:
         return render_gate_page(page, request, Decision(Outcome.REFUSE_GENERIC))
     if visit.device_secret:
         claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
