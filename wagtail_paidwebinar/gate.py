@@ -55,6 +55,7 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def user_agent(request: HttpRequest) -> str:
+    """The browser's User-Agent header ("" when it sent none)."""
     return request.headers.get("User-Agent", "")
 
 
