@@ -1,10 +1,11 @@
 """The gate's decisions, as plain functions returning a :class:`Decision`.
 
 Nothing here builds a response or writes to the database: gate.py turns a decision
-into a page, a cookie or a redirect and carries out the claim (claims.py), the
-attendance records and the throttle counters the decision asks for. The reads are
-kept to what the hot path can afford: a visitor coming back to the room costs one
-indexed query (their device row joined with its link).
+into a page, a cookie or a redirect, has claims.py write the claim, the attendance
+records and the last-seen stamps, and counts the throttle failures the decision asks
+for. The reads are kept to what the hot path can afford: a visitor coming back to
+the room costs one indexed query (``LinkDevice.objects.bound_for``: their device row
+joined with its link; see docs/sql.md).
 
 Who gets in:
 
