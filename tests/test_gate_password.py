@@ -90,6 +90,39 @@ def test_password_change_ends_earlier_passes(browser, password_webinar):
     assert room_shown(b.get(password_webinar.url))
 
 
+def test_password_pass_survives_a_key_rotation_with_fallback(
+    browser, password_webinar, settings
+):
+    link = make_link(password_webinar)
+    b = browser()
+    claim(b, link)
+    old_key = settings.SECRET_KEY
+    enter_password(b, password_webinar, "kawa123")
+    assert room_shown(b.get(password_webinar.url))
+
+    settings.SECRET_KEY = "rotated-key-" * 5
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    assert room_shown(b.get(password_webinar.url))
+
+    # Without the old key among the fallbacks the pass no longer proves anything.
+    settings.SECRET_KEY_FALLBACKS = []
+    assert not room_shown(b.get(password_webinar.url))
+
+
+def test_password_change_ends_passes_made_under_an_old_key(
+    browser, password_webinar, settings
+):
+    link = make_link(password_webinar)
+    b = browser()
+    claim(b, link)
+    old_key = settings.SECRET_KEY
+    enter_password(b, password_webinar, "kawa123")
+    settings.SECRET_KEY = "rotated-key-" * 5
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    WebinarPage.objects.filter(pk=password_webinar.pk).update(room_password="herbata9")
+    assert not room_shown(b.get(password_webinar.url))
+
+
 def test_forged_pass_cookie_is_ignored(browser, password_webinar):
     link = make_link(password_webinar)
     b = browser()

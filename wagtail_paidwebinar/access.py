@@ -1,10 +1,11 @@
 """The gate's decisions, as plain functions returning a :class:`Decision`.
 
 Nothing here builds a response or writes to the database: gate.py turns a decision
-into a page, a cookie or a redirect and carries out the claim (claims.py), the
-attendance records and the throttle counters the decision asks for. The reads are
-kept to what the hot path can afford: a visitor coming back to the room costs one
-indexed query (their device row joined with its link).
+into a page, a cookie or a redirect, has claims.py write the claim, the attendance
+records and the last-seen stamps, and counts the throttle failures the decision asks
+for. The reads are kept to what the hot path can afford: a visitor coming back to
+the room costs one indexed query (``LinkDevice.objects.bound_for``: their device row
+joined with its link; see docs/sql.md).
 
 Who gets in:
 
@@ -23,24 +24,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 
-from django.db import connections, router
-from django.utils import timezone
-from django.utils.crypto import salted_hmac
-
 from . import throttle, tokens
-from .claims import hash_secret
 from .models import AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.links import LinkStatus
 
 logger = logging.getLogger(__name__)
 
-PASS_KEY_SALT = "wagtail_paidwebinar.access.password_pass"  # noqa: S105 - a name, not a secret
 ACTION_FIELD = "pw_action"
 CLAIM_ACTION = "claim"
 PASSWORD_ACTION = "password"  # noqa: S105 - a name, not a secret
@@ -131,10 +124,6 @@ def link_problem(link: PersonalLink, now: dt.datetime) -> AccessEventKind | None
     return _REFUSAL.get(link.problem(now))
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8", "replace")).digest()
-
-
 def password_matches(page: WebinarPage, candidate: str | None) -> bool:
     """Constant-time comparison of ``candidate`` with the room password.
 
@@ -142,110 +131,27 @@ def password_matches(page: WebinarPage, candidate: str | None) -> bool:
     """
     if not page.room_password or candidate is None:
         return False
-    return hmac.compare_digest(_digest(candidate), _digest(page.room_password))
-
-
-def _pass_mac(page: WebinarPage, nonce: str) -> str:
-    # The password is part of the MAC: changing it ends every earlier pass.
-    value = f"{page.pk}:{nonce}:{page.room_password}"
-    return salted_hmac(PASS_KEY_SALT, value, algorithm="sha256").hexdigest()[:40]
-
-
-def make_password_pass(page: WebinarPage) -> str:
-    """The value of the cookie that proves this browser entered the room password."""
-    nonce = secrets.token_urlsafe(12)
-    return f"{nonce}.{_pass_mac(page, nonce)}"
+    return hmac.compare_digest(
+        tokens.digest(candidate), tokens.digest(page.room_password)
+    )
 
 
 def has_password_pass(page: WebinarPage, cookie: str | None) -> bool:
-    """Does ``cookie`` prove the current room password was entered?"""
-    if not cookie or not page.room_password or len(cookie) > 100:
-        return False
-    nonce, sep, mac = cookie.partition(".")
-    if not sep:
-        return False
-    return hmac.compare_digest(_pass_mac(page, nonce), mac)
+    """Does ``cookie`` prove the page's current room password was entered?"""
+    return tokens.has_password_pass(page.pk, page.room_password, cookie)
 
 
 # --- database reads ----------------------------------------------------------------
 
 
-# Model.from_db() wants values in the models' field order: keep these in it.
-_DEVICE_FIELDS = ("id", "link_id", "last_seen_at")
-_LINK_FIELDS = ("id", "webinar_id", "name", "expires_at", "revoked_at", "claimed_at")
-_bound_sql_cache: dict[str, str] = {}
-
-
-def _in_model_order(model, names: tuple[str, ...]) -> bool:
-    order = [f.attname for f in model._meta.concrete_fields if f.attname in names]
-    return tuple(order) == names
-
-
-def _bound_sql(conn) -> str:
-    """The hot-path query, built once per connection alias (not at import time).
-
-    Written out rather than built with the ORM on every request: compiling a
-    select_related queryset costs more than running it, and the gate's budget is
-    what Wagtail's own password check costs. Identifiers come from the models'
-    metadata; values are always parameters.
-    """
-    sql = _bound_sql_cache.get(conn.alias)
-    if sql is None:
-        if not (
-            _in_model_order(LinkDevice, _DEVICE_FIELDS)
-            and _in_model_order(PersonalLink, _LINK_FIELDS)
-        ):
-            raise RuntimeError("access._DEVICE_FIELDS/_LINK_FIELDS out of field order")
-        q = conn.ops.quote_name
-        device, link = LinkDevice._meta, PersonalLink._meta
-
-        def col(meta, name: str) -> str:
-            return q(meta.get_field(name.removesuffix("_id")).column)
-
-        columns = [f"d.{col(device, f)}" for f in _DEVICE_FIELDS]
-        columns += [f"l.{col(link, f)}" for f in _LINK_FIELDS]
-        sql = (
-            f"SELECT {', '.join(columns)} "  # noqa: S608 - identifiers from _meta
-            f"FROM {q(device.db_table)} d INNER JOIN {q(link.db_table)} l "
-            f"ON l.{col(link, 'id')} = d.{col(device, 'link')} "
-            f"WHERE d.{col(device, 'secret_hash')} = %s "
-            f"AND l.{col(link, 'webinar')} = %s ORDER BY d.{col(device, 'id')}"
-        )
-        _bound_sql_cache[conn.alias] = sql
-    return sql
-
-
-def _aware(value):
-    # SQLite hands back naive UTC datetimes to a raw cursor; the ORM would fix them.
-    if isinstance(value, dt.datetime) and timezone.is_naive(value):
-        return timezone.make_aware(value, dt.UTC)
-    return value
-
-
 def find_bound_devices(
     page: WebinarPage, device_secret: str | None
 ) -> list[LinkDevice]:
-    """This browser's device rows for links of ``page``, with their links.
-
-    The one query of the hot path: an index lookup on the device hash joined with
-    the link row. Instances come back with only the fields the gate reads loaded
-    (others are deferred).
-    """
+    """This browser's device rows for links of ``page``, with their links (one
+    query: ``LinkDevice.objects.bound_for``)."""
     if not device_secret or len(device_secret) > 200:
         return []
-    conn = connections[router.db_for_read(LinkDevice)]
-    with conn.cursor() as cursor:
-        cursor.execute(_bound_sql(conn), [hash_secret(device_secret), page.pk])
-        rows = cursor.fetchall()
-    devices = []
-    split = len(_DEVICE_FIELDS)
-    for row in rows:
-        values = [_aware(v) for v in row]
-        link = PersonalLink.from_db(conn.alias, _LINK_FIELDS, values[split:])
-        device = LinkDevice.from_db(conn.alias, _DEVICE_FIELDS, values[:split])
-        device.link = link
-        devices.append(device)
-    return devices
+    return LinkDevice.objects.bound_for(page.pk, tokens.hash_secret(device_secret))
 
 
 def load_link(page: WebinarPage, token: str | None) -> PersonalLink | None:
@@ -291,7 +197,7 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
         )
 
     devices = list(link.devices.only("pk", "secret_hash", "link_id"))
-    mine = hash_secret(visit.device_secret) if visit.device_secret else None
+    mine = tokens.hash_secret(visit.device_secret) if visit.device_secret else None
     bound = next((d for d in devices if d.secret_hash == mine), None)
 
     problem = link_problem(link, visit.now)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -21,12 +21,6 @@ from . import tokens
 from .models import LinkDevice, PersonalLink, WebinarPage
 from .models.links import with_urls as links_with_urls
 from .parsing import LineIssue, ParseResult, name_key, parse_entries, parse_text
-
-# Rows per INSERT: large enough to be fast, small enough for SQLite's variable limit
-# on old versions and for PostgreSQL's statement size.
-BATCH_SIZE = 1000
-# Rows per INSERT ... unnest() on PostgreSQL (one array parameter per column).
-PG_BATCH_SIZE = 10_000
 
 # Audit-log action names are stored in every log entry: one form,
 # "wagtail_paidwebinar.link.<verb>", and never renamed after a release.
@@ -204,77 +198,11 @@ def _insert(webinar, parsed, expires_at, user, all_or_nothing):
         "created_by_id": user.pk if user is not None else None,
         "expires_at": expires_at,
     }
-    created = bulk_insert(common, to_create)
+    created = PersonalLink.objects.bulk_insert(common, to_create)
     for link in created:
         # Callers build URLs from link.webinar: no query per link.
         link._state.fields_cache["webinar"] = webinar
     return created, duplicates, warnings
-
-
-def bulk_insert(common: dict, rows: list[dict]) -> list[PersonalLink]:
-    """Insert one PersonalLink per ``rows`` item (field attname -> value, merged over
-    ``common``) in the caller's transaction; returns saved instances with pks.
-
-    On PostgreSQL: one ``INSERT ... SELECT FROM unnest(arrays) RETURNING`` per
-    PG_BATCH_SIZE rows. Django's ``bulk_create`` spends ~0.1 ms a row building model
-    instances and compiling SQL, more than the database needs, and 10,000 links
-    must take under a second. Columns come from the model's fields (a field added
-    later gets its default) and pks are matched back through the unique random
-    salt, not through the order of RETURNING. Elsewhere: ``bulk_create`` (SQLite
-    returns pks too since 3.35).
-    """
-    if not rows:
-        return []
-    if connection.vendor != "postgresql":
-        links = [PersonalLink(**common, **row) for row in rows]
-        return PersonalLink.objects.bulk_create(links, batch_size=BATCH_SIZE)
-
-    conn = connections[PersonalLink.objects.db]
-    meta = PersonalLink._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    per_row = [f for f in fields if f.attname in rows[0]]
-    fixed = {
-        f.attname: common[f.attname] if f.attname in common else f.get_default()
-        for f in fields
-        if f.attname not in rows[0]
-    }
-    quote = conn.ops.quote_name
-    # Values shared by every row are one scalar parameter each; per-row values (name,
-    # e-mail, salt: plain strings) are one array each, unnested side by side.
-    select = ", ".join(
-        f"u{per_row.index(f)}" if f in per_row else f"%s::{f.db_type(conn)}"
-        for f in fields
-    )
-    arrays = ", ".join(f"%s::{f.db_type(conn)}[]" for f in per_row)
-    aliases = ", ".join(f"u{i}" for i in range(len(per_row)))
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 - names from the model
-        f"({', '.join(quote(f.column) for f in fields)}) "
-        f"SELECT {select} FROM unnest({arrays}) AS u({aliases}) "
-        f"RETURNING {quote(meta.pk.column)}, {quote(meta.get_field('salt').column)}"
-    )
-    scalars = [
-        f.get_db_prep_save(fixed[f.attname], conn) for f in fields if f not in per_row
-    ]
-
-    pks: dict[str, int] = {}
-    with conn.cursor() as cursor:
-        for start in range(0, len(rows), PG_BATCH_SIZE):
-            batch = rows[start : start + PG_BATCH_SIZE]
-            arrays_params = [[row[f.attname] for row in batch] for f in per_row]
-            cursor.execute(sql, [*scalars, *arrays_params])
-            pks.update((salt, pk) for pk, salt in cursor.fetchall())
-    if len(pks) != len(rows):  # pragma: no cover - would mean a lost row
-        raise IntegrityError("bulk insert returned fewer rows than it was given")
-
-    attnames = [f.attname for f in fields]
-    names = [meta.pk.attname, *attnames]
-    created = []
-    for row in rows:
-        merged = {**fixed, **row}
-        values = [pks[row["salt"]], *(merged[name] for name in attnames)]
-        created.append(PersonalLink.from_db(conn.alias, names, values))
-    return created
 
 
 def revoke_link(link: PersonalLink, *, user=None) -> bool:

@@ -1,15 +1,16 @@
-"""Turns the gate's decisions (access.py) into responses.
+"""Turns the gate's decisions (access.py) into responses: the HTTP side only.
 
 ``serve_webinar`` is what the ``on_serve_page`` hook calls for a WebinarPage: it reads
-the request into an :class:`access.Visit`, asks :func:`access.decide`, carries out
-the side effects the decision names (claim, cookies, attendance, throttle counters)
-and marks every response private and never cached: the same URL shows the room to
-one browser and the teaser to the next, so no shared cache may keep either.
+the request into an :class:`access.Visit`, asks :func:`access.decide`, has the rows
+the decision names written (claims.py: claim, attendance, last-seen stamps) and the
+throttle counters counted, sets the cookies and marks every response private and
+never cached: the same URL shows the room to one browser and the teaser to the next,
+so no shared cache may keep either.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import logging
 from collections.abc import Callable
 from email.utils import parseaddr
@@ -20,17 +21,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from . import access, conf, throttle
+from . import access, claims, conf, throttle, tokens
 from .access import Decision, Outcome, Visit
-from .claims import (
-    ClaimOutcome,
-    claim_link,
-    device_secret_for_claim,
-    hash_secret,
-    new_claim_nonce,
-)
-from .models import AccessEvent, AccessEventKind, LinkDevice, PersonalLink, WebinarPage
-from .models.attendance import truncate_ip
+from .claims import ClaimOutcome
+from .models import AccessEventKind, MailingSettings, PersonalLink, WebinarPage
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +52,11 @@ def pass_cookie_name(page: WebinarPage) -> str:
 def client_ip(request: HttpRequest) -> str:
     """REMOTE_ADDR; behind a proxy, set it from the proxy's header in a middleware."""
     return request.META.get("REMOTE_ADDR", "") or ""
+
+
+def user_agent(request: HttpRequest) -> str:
+    """The browser's User-Agent header ("" when it sent none)."""
+    return request.headers.get("User-Agent", "")
 
 
 def clean_path(request: HttpRequest) -> str:
@@ -93,6 +92,24 @@ def read_visit(page: WebinarPage, request: HttpRequest) -> Visit:
     )
 
 
+def room_visible(page: WebinarPage, request: HttpRequest) -> bool:
+    """Would the page show its room to this browser? Asked by the room's materials.
+
+    The same reading of the request and the same decision as the page view, minus
+    what only the page URL carries: a token or a posted form in this request claims
+    nothing here, writes nothing and counts no failure.
+    """
+    visit = dataclasses.replace(
+        read_visit(page, request),
+        method="GET",
+        token=None,
+        action="",
+        claim_nonce=None,
+        password=None,
+    )
+    return access.decide(page, visit).granted
+
+
 def serve_webinar(
     page: WebinarPage,
     request: HttpRequest,
@@ -125,8 +142,17 @@ def apply_side_effects(
         throttle.record_failure(decision.failure_scope, page.pk, visit.client, visit.ip)
     if decision.event is not None:
         record_event(page, request, decision.event, decision.link)
-    if decision.outcome is Outcome.GRANT and decision.device is not None:
-        record_entry(page, request, decision.device, visit.now)
+    device = decision.device
+    if decision.outcome is Outcome.GRANT and device is not None:
+        claims.record_entry(
+            page.pk,
+            device.pk,
+            device.link_id,
+            device.last_seen_at,
+            visit.now,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+        )
 
 
 def record_event(
@@ -135,28 +161,14 @@ def record_event(
     kind: AccessEventKind,
     link: PersonalLink | None,
 ) -> None:
-    # A forged or malformed token names no link we trust: never pin it on one.
-    if kind is AccessEventKind.REFUSED_INVALID:
-        link = None
-    AccessEvent.objects.create(
-        webinar_id=page.pk,
-        link=link,
-        kind=kind,
-        ip=truncate_ip(client_ip(request)),
-        user_agent=request.headers.get("User-Agent", "")[:255],
+    """An attendance record of this request (see claims.record_event)."""
+    claims.record_event(
+        page.pk,
+        kind,
+        link.pk if link is not None else None,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
     )
-
-
-def record_entry(
-    page: WebinarPage, request: HttpRequest, device: LinkDevice, now: dt.datetime
-) -> None:
-    """An "entry" at most once per ENTRY_INTERVAL per device (most views: no write)."""
-    interval = dt.timedelta(seconds=int(conf.get_setting("ENTRY_INTERVAL")))
-    if device.last_seen_at and now - device.last_seen_at < interval:
-        return
-    LinkDevice.objects.filter(pk=device.pk).update(last_seen_at=now)
-    PersonalLink.objects.filter(pk=device.link_id).update(last_seen_at=now)
-    record_event(page, request, AccessEventKind.ENTRY, device.link)
 
 
 def respond(
@@ -181,7 +193,7 @@ def respond(
         response = HttpResponseRedirect(clean_path(request))
         response.set_cookie(
             pass_cookie_name(page),
-            access.make_password_pass(page),
+            tokens.make_password_pass(page.pk, page.room_password),
             max_age=int(conf.get_setting("PASSWORD_PASS_AGE")),
             httponly=True,
             samesite="Lax",
@@ -192,9 +204,9 @@ def respond(
 
 
 def render_gate_page(
-    page: WebinarPage, request: HttpRequest, decision: Decision, status: int = 0
+    page: WebinarPage, request: HttpRequest, decision: Decision
 ) -> HttpResponse:
-    template, default_status = _TEMPLATES[decision.outcome]
+    template, status = _TEMPLATES[decision.outcome]
     context = {
         "page": page,
         "self": page,
@@ -213,10 +225,8 @@ def render_gate_page(
         context["contact_email"] = organiser_email(request)
     if decision.outcome is Outcome.CONFIRM:
         context["claim_nonce_field"] = access.CLAIM_NONCE_FIELD
-        context["claim_nonce"] = new_claim_nonce()
-    response = TemplateResponse(
-        request, template, context, status=status or default_status
-    )
+        context["claim_nonce"] = claims.new_claim_nonce()
+    response = TemplateResponse(request, template, context, status=status)
     if decision.outcome is Outcome.THROTTLED:
         response.headers["Retry-After"] = str(max(1, decision.retry_after))
     return response
@@ -226,8 +236,6 @@ def organiser_email(request: HttpRequest) -> str:
     """Whom a refused visitor should write to: the "Webinar mailing" site setting's
     reply-to or from address, else the address in DEFAULT_FROM_EMAIL."""
     try:
-        from .models import MailingSettings
-
         mailing = MailingSettings.for_request(request)
         address = mailing.reply_to or mailing.from_email or ""
     except Exception:  # noqa: BLE001 - a refusal page must render whatever happens
@@ -248,25 +256,19 @@ def claim(
     # A new secret on every claim, never the cookie the browser sent: a device
     # cookie planted by someone else (cookie injection from a sibling domain) never
     # ends up bound to a real link.
-    secret = device_secret_for_claim(link.pk, visit.claim_nonce)
-    result = claim_link(
-        link.pk,
-        secret,
-        user_agent=request.headers.get("User-Agent", ""),
-        ip=client_ip(request),
+    secret = claims.device_secret_for_claim(link.pk, visit.claim_nonce)
+    outcome = claims.claim_link(
+        link.pk, secret, user_agent=user_agent(request), ip=client_ip(request)
     )
-    if result.outcome is ClaimOutcome.IN_USE:
+    if outcome is ClaimOutcome.IN_USE:
         record_event(page, request, AccessEventKind.REFUSED_IN_USE, link)
         return render_gate_page(
             page, request, Decision(Outcome.REFUSE_IN_USE, link=link)
         )
-    if result.outcome is ClaimOutcome.INVALID:
+    if outcome is ClaimOutcome.INVALID:
         return render_gate_page(page, request, Decision(Outcome.REFUSE_GENERIC))
     if visit.device_secret:
-        # Carry this browser's other bindings over to the new secret.
-        LinkDevice.objects.filter(secret_hash=hash_secret(visit.device_secret)).exclude(
-            link_id=link.pk
-        ).update(secret_hash=hash_secret(secret))
+        claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
     # A new session key at the moment of privilege change (session fixation).
     request.session.cycle_key()
     grants = dict(request.session.get("paidwebinar_grants", {}))

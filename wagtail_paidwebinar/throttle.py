@@ -12,13 +12,12 @@ deployment with several processes needs a shared cache (Redis, Memcached, databa
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
 
-from . import conf
+from . import conf, tokens
 
 _PREFIX = "paidwebinar:throttle"
 
@@ -42,7 +41,7 @@ def _window() -> tuple[int, int]:
 def _keys(scope: str, page_id: int, client: str, ip: str) -> tuple[str, str]:
     number, _ = _window()
     # Hash the client id: it may be a cookie value, which must not sit in a cache.
-    client_hash = hashlib.sha256(client.encode("utf-8", "replace")).hexdigest()[:32]
+    client_hash = tokens.hash_secret(client)[:32]
     return (
         f"{_PREFIX}:{scope}:{page_id}:c:{client_hash}:{number}",
         f"{_PREFIX}:{scope}:ip:{ip}:{number}",

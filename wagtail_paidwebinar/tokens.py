@@ -1,10 +1,16 @@
-"""Personal link tokens: ``<link id>.<mac>``.
+"""The plugin's one home for digests and MACs.
+
+Personal link tokens: ``<link id>.<mac>``.
 
 The mac is an HMAC-SHA256 (Django's ``salted_hmac``) over the link id, the webinar id
 and a random per-link salt, keyed by ``SECRET_KEY``; tokens made with a key in
 ``SECRET_KEY_FALLBACKS`` still verify, so a key rotation does not break links already
 sent. The database stores the salt, never the token: a database dump alone admits
 nobody, and rotating a link's salt kills its old URL.
+
+Also here: the SHA-256 kept of a secret (device cookies, throttled clients,
+constant-time password comparison) and the room password pass cookie (Django's
+``signing``, which verifies against ``SECRET_KEY_FALLBACKS`` too).
 
 This module is pure (no database). Invalid tokens are an ordinary outcome: the
 functions return ``None``/``False`` and never raise, and nothing here logs a token.
@@ -14,15 +20,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import secrets
 
 from django.conf import settings
+from django.core import signing
 from django.utils.crypto import salted_hmac
 
 from . import conf
 
 KEY_SALT = "wagtail_paidwebinar.tokens.PersonalLink"
+CLAIM_NONCE_KEY_SALT = "wagtail_paidwebinar.claims.claim_nonce"
+PASS_SALT = "wagtail_paidwebinar.access.password_pass"  # noqa: S105 - a name, not a secret
 # An id is a positive integer below 2**63; anything longer is garbage.
 _MAX_ID_DIGITS = 19
 
@@ -78,3 +88,58 @@ def verify_mac(link_id: int, webinar_id: int, salt: str, mac: str) -> bool:
         # No early exit: every key is tried, so timing says nothing about which.
         ok |= hmac.compare_digest(_mac(link_id, webinar_id, salt, secret), mac)
     return ok
+
+
+# --- digests -----------------------------------------------------------------------
+
+
+def digest(value: str) -> bytes:
+    """SHA-256 of ``value`` (UTF-8; characters it cannot encode are replaced)."""
+    return hashlib.sha256(value.encode("utf-8", "replace")).digest()
+
+
+def hash_secret(secret: str) -> str:
+    """What is kept of a secret (device cookie, throttled client): SHA-256, hex."""
+    return digest(secret).hex()
+
+
+def claim_secret(link_id: int, nonce: str) -> str:
+    """The device secret a confirm form's nonce derives (see
+    ``claims.device_secret_for_claim``): an HMAC keyed by SECRET_KEY, hex."""
+    value = f"{link_id}:{nonce}"
+    return salted_hmac(CLAIM_NONCE_KEY_SALT, value, algorithm="sha256").hexdigest()
+
+
+# --- the room password pass --------------------------------------------------------
+
+
+def _pass_signer(page_id: int, room_password: str) -> signing.TimestampSigner:
+    # The page and a digest of the current password are in the salt, so a pass is
+    # good for one page and changing the password ends every earlier pass. The
+    # cookie itself carries neither. Built per call: SECRET_KEY and its fallbacks
+    # are read when the signer is made.
+    salt = f"{PASS_SALT}:{page_id}:{hash_secret(room_password)}"
+    return signing.TimestampSigner(salt=salt, algorithm="sha256")
+
+
+def make_password_pass(page_id: int, room_password: str) -> str:
+    """The cookie value proving this browser entered ``room_password`` of the page."""
+    return _pass_signer(page_id, room_password).sign(secrets.token_urlsafe(12))
+
+
+def has_password_pass(page_id: int, room_password: str, cookie: str | None) -> bool:
+    """Does ``cookie`` prove ``room_password`` (the current one) was entered?
+
+    Passes signed with a key in ``SECRET_KEY_FALLBACKS`` still count, so rotating
+    the key does not log everyone out of the room; a pass older than
+    PASSWORD_PASS_AGE (the cookie's own lifetime) does not.
+    """
+    if not cookie or not room_password or len(cookie) > 200:
+        return False
+    try:
+        _pass_signer(page_id, room_password).unsign(
+            cookie, max_age=int(conf.get_setting("PASSWORD_PASS_AGE"))
+        )
+    except signing.BadSignature:
+        return False
+    return True

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, connections, models, router
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +19,13 @@ class LinkStatus(models.TextChoices):
     IN_USE = "in_use", _("In use")
     EXPIRED = "expired", _("Expired")
     REVOKED = "revoked", _("Revoked")
+
+
+# Rows per INSERT: large enough to be fast, small enough for SQLite's variable limit
+# on old versions and for PostgreSQL's statement size.
+BATCH_SIZE = 1000
+# Rows per INSERT ... unnest() on PostgreSQL (one array parameter per column).
+PG_BATCH_SIZE = 10_000
 
 
 def personal_url(page_url: str, token: str) -> str:
@@ -54,6 +62,75 @@ class PersonalLinkQuerySet(models.QuerySet):
 
     def with_urls(self) -> Iterator[tuple[PersonalLink, str]]:
         return with_urls(self)
+
+    def bulk_insert(self, common: dict, rows: list[dict]) -> list[PersonalLink]:
+        """Insert one link per ``rows`` item (field attname -> value, merged over
+        ``common``) in the caller's transaction; returns saved instances with pks.
+
+        On PostgreSQL: one ``INSERT ... SELECT FROM unnest(arrays) RETURNING`` per
+        PG_BATCH_SIZE rows, hand-written because ``bulk_create`` spends more time
+        building instances and compiling SQL than the database needs, and 10,000
+        links must take under a second (docs/sql.md). Columns come from the model's
+        fields (a field added later gets its default) and pks are matched back
+        through the unique random salt, not through the order of RETURNING.
+        Elsewhere: ``bulk_create`` (SQLite returns pks too since 3.35).
+        """
+        if not rows:
+            return []
+        alias = self._db or router.db_for_write(self.model, **self._hints)
+        conn = connections[alias]
+        if conn.vendor != "postgresql":
+            links = [self.model(**common, **row) for row in rows]
+            return self.using(alias).bulk_create(links, batch_size=BATCH_SIZE)
+
+        meta = self.model._meta
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        per_row = [f for f in fields if f.attname in rows[0]]
+        fixed = {
+            f.attname: common[f.attname] if f.attname in common else f.get_default()
+            for f in fields
+            if f.attname not in rows[0]
+        }
+        quote = conn.ops.quote_name
+        # Values shared by every row are one scalar parameter each; per-row values
+        # (name, e-mail, salt: plain strings) are one array each, unnested side by
+        # side.
+        select = ", ".join(
+            f"u{per_row.index(f)}" if f in per_row else f"%s::{f.db_type(conn)}"
+            for f in fields
+        )
+        arrays = ", ".join(f"%s::{f.db_type(conn)}[]" for f in per_row)
+        aliases = ", ".join(f"u{i}" for i in range(len(per_row)))
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 - names from the model
+            f"({', '.join(quote(f.column) for f in fields)}) "
+            f"SELECT {select} FROM unnest({arrays}) AS u({aliases}) "
+            f"RETURNING {quote(meta.pk.column)}, {quote(meta.get_field('salt').column)}"
+        )
+        scalars = [
+            f.get_db_prep_save(fixed[f.attname], conn)
+            for f in fields
+            if f not in per_row
+        ]
+
+        pks: dict[str, int] = {}
+        with conn.cursor() as cursor:
+            for start in range(0, len(rows), PG_BATCH_SIZE):
+                batch = rows[start : start + PG_BATCH_SIZE]
+                arrays_params = [[row[f.attname] for row in batch] for f in per_row]
+                cursor.execute(sql, [*scalars, *arrays_params])
+                pks.update((salt, pk) for pk, salt in cursor.fetchall())
+        if len(pks) != len(rows):  # pragma: no cover - would mean a lost row
+            raise IntegrityError("bulk insert returned fewer rows than it was given")
+
+        attnames = [f.attname for f in fields]
+        names = [meta.pk.attname, *attnames]
+        created = []
+        for row in rows:
+            merged = {**fixed, **row}
+            values = [pks[row["salt"]], *(merged[name] for name in attnames)]
+            created.append(self.model.from_db(alias, names, values))
+        return created
 
 
 def with_urls(links: Iterable[PersonalLink]) -> Iterator[tuple[PersonalLink, str]]:
@@ -157,6 +234,82 @@ class PersonalLink(models.Model):
         return LinkStatus(self.status()).label
 
 
+# Model.from_db() wants values in the models' field order: keep these in it.
+_DEVICE_FIELDS = ("id", "link_id", "last_seen_at")
+_LINK_FIELDS = ("id", "webinar_id", "name", "expires_at", "revoked_at", "claimed_at")
+_bound_sql_cache: dict[str, str] = {}
+
+
+def _in_model_order(model, names: tuple[str, ...]) -> bool:
+    order = [f.attname for f in model._meta.concrete_fields if f.attname in names]
+    return tuple(order) == names
+
+
+def _bound_sql(conn) -> str:
+    """The gate's hot-path query, built once per connection alias (not at import).
+
+    Identifiers come from the models' metadata; values are always parameters.
+    """
+    sql = _bound_sql_cache.get(conn.alias)
+    if sql is None:
+        if not (
+            _in_model_order(LinkDevice, _DEVICE_FIELDS)
+            and _in_model_order(PersonalLink, _LINK_FIELDS)
+        ):
+            raise RuntimeError("_DEVICE_FIELDS/_LINK_FIELDS out of field order")
+        q = conn.ops.quote_name
+        device, link = LinkDevice._meta, PersonalLink._meta
+
+        def col(meta, name: str) -> str:
+            return q(meta.get_field(name.removesuffix("_id")).column)
+
+        columns = [f"d.{col(device, f)}" for f in _DEVICE_FIELDS]
+        columns += [f"l.{col(link, f)}" for f in _LINK_FIELDS]
+        sql = (
+            f"SELECT {', '.join(columns)} "  # noqa: S608 - identifiers from _meta
+            f"FROM {q(device.db_table)} d INNER JOIN {q(link.db_table)} l "
+            f"ON l.{col(link, 'id')} = d.{col(device, 'link')} "
+            f"WHERE d.{col(device, 'secret_hash')} = %s "
+            f"AND l.{col(link, 'webinar')} = %s ORDER BY d.{col(device, 'id')}"
+        )
+        _bound_sql_cache[conn.alias] = sql
+    return sql
+
+
+def _aware(value):
+    # SQLite hands back naive UTC datetimes to a raw cursor; the ORM would fix them.
+    if isinstance(value, dt.datetime) and timezone.is_naive(value):
+        return timezone.make_aware(value, dt.UTC)
+    return value
+
+
+class LinkDeviceQuerySet(models.QuerySet):
+    def bound_for(self, webinar_id: int, secret_hash: str) -> list[LinkDevice]:
+        """The device rows holding ``secret_hash`` for links of ``webinar_id``, each
+        with its link, in one query: an index lookup on the hash joined with the
+        link row. This is the gate's hot path (every granted request runs it).
+
+        Written out rather than built with the ORM on every request: compiling a
+        select_related queryset costs more than running it, and the gate's budget
+        is what Wagtail's own password check costs (docs/sql.md). Instances come
+        back with only the fields the gate reads loaded (others are deferred).
+        """
+        alias = self._db or router.db_for_read(self.model, **self._hints)
+        conn = connections[alias]
+        with conn.cursor() as cursor:
+            cursor.execute(_bound_sql(conn), [secret_hash, webinar_id])
+            rows = cursor.fetchall()
+        devices = []
+        split = len(_DEVICE_FIELDS)
+        for row in rows:
+            values = [_aware(v) for v in row]
+            link = PersonalLink.from_db(alias, _LINK_FIELDS, values[split:])
+            device = self.model.from_db(alias, _DEVICE_FIELDS, values[:split])
+            device.link = link
+            devices.append(device)
+        return devices
+
+
 class LinkDevice(models.Model):
     """One browser bound to a personal link. Only a hash of its secret is kept."""
 
@@ -171,6 +324,8 @@ class LinkDevice(models.Model):
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
     user_agent = models.CharField(_("browser"), max_length=255, blank=True)
     ip = models.CharField(_("network (truncated IP)"), max_length=64, blank=True)
+
+    objects = LinkDeviceQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("device")
