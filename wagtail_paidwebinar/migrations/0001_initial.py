@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         # The last core migration that changes Page or Site in Wagtail 7.4 LTS; Wagtail 8's
         # 0098_apitoken adds an unrelated model, so depending on it would block 7.4.
         # Pages point at 'wagtailcore.page' as Wagtail 7.4's own contrib apps do:
-        # settings.WAGTAIL_PAGE_MODEL only exists from Wagtail 8.
+        # the WAGTAIL_PAGE_MODEL setting only exists from Wagtail 8.
         ('wagtailcore', '0094_alter_page_locale'),
         ('wagtailimages', '0027_image_description'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
