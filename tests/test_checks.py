@@ -123,6 +123,20 @@ def test_email_timeout(settings):
     assert message.hint == "Set EMAIL_TIMEOUT = 20."
 
 
+def test_smtp_timeout_in_mailers(settings):
+    # Django 6.1 replaces the EMAIL_* settings with MAILERS.
+    smtp = "django.core.mail.backends.smtp.EmailBackend"
+    settings.MAILERS = {"default": {"BACKEND": smtp, "OPTIONS": {"timeout": 20}}}
+    assert checks.check_email(None) == []
+    settings.MAILERS = {"default": {"BACKEND": smtp, "OPTIONS": {"host": "mx"}}}
+    (message,) = checks.check_email(None)
+    assert message.id == "wagtail_paidwebinar.W001"
+    assert message.hint == 'Add "timeout": 20 to MAILERS["default"]["OPTIONS"].'
+    locmem = "django.core.mail.backends.locmem.EmailBackend"
+    settings.MAILERS = {"default": {"BACKEND": locmem}}
+    assert checks.check_email(None) == []
+
+
 @pytest.mark.parametrize(
     "backend",
     [

@@ -11,6 +11,7 @@ Ids: ``wagtail_paidwebinar.E0xx`` are errors (the feature cannot work),
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from django.apps import apps
@@ -137,15 +138,35 @@ def check_queue(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return messages
 
 
+def _smtp_timeout_hint() -> str | None:
+    """The line that sets an SMTP timeout, or None when one is set."""
+    mailers = getattr(settings, "MAILERS", None)  # Django 6.1+
+    if mailers is not None:
+        default = mailers.get("default", {})
+        backend = default.get("BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+        if not backend.endswith("smtp.EmailBackend"):
+            return None
+        if default.get("OPTIONS", {}).get("timeout") is not None:
+            return None
+        return 'Add "timeout": 20 to MAILERS["default"]["OPTIONS"].'
+    with warnings.catch_warnings():
+        # Django 6.1 deprecates EMAIL_* for MAILERS and warns on each read; the site
+        # was told so at startup already.
+        warnings.filterwarnings("ignore", "The EMAIL_TIMEOUT setting is deprecated")
+        timeout = getattr(settings, "EMAIL_TIMEOUT", None)
+    return "Set EMAIL_TIMEOUT = 20." if timeout is None else None
+
+
 @checks.register()
 def check_email(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """A mail server that stops answering must not hang a mailing job forever."""
-    if getattr(settings, "EMAIL_TIMEOUT", None) is None:
+    hint = _smtp_timeout_hint()
+    if hint:
         return [
             checks.Warning(
-                "EMAIL_TIMEOUT is not set: an SMTP server that stops answering "
-                "holds a mailing job until RQ kills it, instead of a retry.",
-                hint="Set EMAIL_TIMEOUT = 20.",
+                "No SMTP timeout is set: a mail server that stops answering holds "
+                "a mailing job until RQ kills it, instead of a retry.",
+                hint=hint,
                 id=PREFIX + "W001",
             )
         ]
