@@ -16,7 +16,11 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('wagtailcore', '0098_apitoken'),
+        # The last core migration that changes Page or Site in Wagtail 7.4 LTS; Wagtail 8's
+        # 0098_apitoken adds an unrelated model, so depending on it would block 7.4.
+        # Pages point at 'wagtailcore.page' as Wagtail 7.4's own contrib apps do:
+        # the WAGTAIL_PAGE_MODEL setting only exists from Wagtail 8.
+        ('wagtailcore', '0094_alter_page_locale'),
         ('wagtailimages', '0027_image_description'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -25,7 +29,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='WebinarIndexPage',
             fields=[
-                ('page_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to=settings.WAGTAIL_PAGE_MODEL)),
+                ('page_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to='wagtailcore.page')),
                 ('intro', wagtail.fields.RichTextField(blank=True, verbose_name='introduction')),
             ],
             options={
@@ -37,7 +41,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='WebinarPage',
             fields=[
-                ('page_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to=settings.WAGTAIL_PAGE_MODEL)),
+                ('page_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to='wagtailcore.page')),
                 ('intro', wagtail.fields.RichTextField(blank=True, help_text='Public: what, who and for whom. Everyone sees it.', verbose_name='teaser')),
                 ('starts_at', models.DateTimeField(verbose_name='starts at')),
                 ('duration_minutes', models.PositiveIntegerField(default=60, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10080)], verbose_name='duration (minutes)')),

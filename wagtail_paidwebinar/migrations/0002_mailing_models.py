@@ -13,7 +13,9 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('wagtail_paidwebinar', '0001_initial'),
-        ('wagtailcore', '0098_apitoken'),
+        # The last core migration that changes Page or Site in Wagtail 7.4 LTS; Wagtail 8's
+        # 0098_apitoken adds an unrelated model, so depending on it would block 7.4.
+        ('wagtailcore', '0094_alter_page_locale'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -2,7 +2,6 @@
 
 import django.db.models.deletion
 import wagtail.fields
-from django.conf import settings
 from django.db import migrations, models
 
 
@@ -11,14 +10,16 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('wagtailcore', '0098_apitoken'),
+        # The last core migration that changes Page or Site in Wagtail 7.4 LTS; Wagtail 8's
+        # 0098_apitoken adds an unrelated model, so depending on it would block 7.4.
+        ('wagtailcore', '0094_alter_page_locale'),
     ]
 
     operations = [
         migrations.CreateModel(
             name='HomePage',
             fields=[
-                ('page_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to=settings.WAGTAIL_PAGE_MODEL)),
+                ('page_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to='wagtailcore.page')),
                 ('body', wagtail.fields.RichTextField(blank=True)),
             ],
             options={
