@@ -131,9 +131,9 @@ class RevokeBulkAction(SnippetBulkAction):
     models = [PersonalLink]
 
     def check_perm(self, obj):
-        return self.permission_policy.user_has_permission_for_instance(
-            self.request.user, "change", obj
-        )
+        # Wagtail 7.4's bulk actions have no permission_policy attribute.
+        policy = PersonalLink.snippet_viewset.permission_policy
+        return policy.user_has_permission_for_instance(self.request.user, "change", obj)
 
     @classmethod
     def get_queryset(cls, model, object_ids):

@@ -16,6 +16,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -50,6 +51,12 @@ class LinkAdminMixin(PermissionCheckedMixin, WagtailAdminTemplateMixin):
     viewset = None
     model = PersonalLink
     header_icon = "link"
+
+    @cached_property
+    def permission_policy(self):
+        # Wagtail 8's PermissionCheckedMixin finds the policy from the model; Wagtail
+        # 7.4's defaults to None, which skips every permission check.
+        return self.viewset.permission_policy
 
     def index_url(self) -> str:
         return reverse(self.viewset.get_url_name("list"))
