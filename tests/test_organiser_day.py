@@ -1,0 +1,95 @@
+"""The organiser's day in the Polish admin: what the admin says matches what happens.
+
+Each test drives the admin views with a logged-in editor, as an organiser would.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from tests.fixtures_links import LINK_PERMS
+from tests.utils import admin_url, make_user, make_webinar
+from wagtail_paidwebinar.models import PersonalLink, Subscriber
+
+pytestmark = pytest.mark.django_db
+
+POLISH = {"HTTP_ACCEPT_LANGUAGE": "pl"}
+# What Polish Excel writes for "CSV (rozdzielany średnikami)": CP1250, ";", CRLF.
+EXCEL_PL = (
+    "Imię;Nazwisko;E-mail;Telefon\r\n"
+    "Jan;Kowalski;jan@example.pl;600100200\r\n"
+    "Łucja;Żak;lucja@example.pl;\r\n"
+).encode("cp1250")
+
+
+def upload(content: bytes, name: str = "uczestnicy.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+@pytest.fixture
+def organiser(db):
+    """Generates links, sees their URLs and manages subscribers."""
+    from tests.fixtures_invitations import SUBSCRIBER_PERMS
+
+    return make_user(
+        "organiser",
+        perms=[
+            *[LINK_PERMS[k] for k in ("view", "add", "change", "url")],
+            *SUBSCRIBER_PERMS,
+        ],
+    )
+
+
+@pytest.fixture
+def client_pl(organiser) -> Client:
+    client = Client(**POLISH)
+    client.force_login(organiser)
+    return client
+
+
+@pytest.fixture
+def webinar(db):
+    return make_webinar(title="Excel dla trenerów", slug="excel")
+
+
+# --- 1. Polish Excel's first name + surname columns ----------------------------------
+
+
+def test_subscriber_import_joins_first_name_and_surname_and_warns_ignored(client_pl):
+    response = client_pl.post(
+        admin_url("subscriber", "import"), {"file": upload(EXCEL_PL)}
+    )
+    assert response.status_code == 200
+    names = dict(Subscriber.objects.values_list("email", "name"))
+    assert names == {"jan@example.pl": "Jan Kowalski", "lucja@example.pl": "Łucja Żak"}
+    body = response.content.decode()
+    assert 'id="pw-report-warnings"' in body
+    assert "Telefon" in body
+
+
+def test_generate_upload_joins_surname_in_any_order(client_pl, webinar):
+    content = (
+        "Nazwisko;E-mail;Firma;Imię\r\nKowalski;jan@example.pl;ACME;Jan\r\n"
+    ).encode("cp1250")
+    response = client_pl.post(
+        admin_url(PersonalLink, "generate"),
+        {"webinar": webinar.pk, "file": upload(content)},
+        follow=True,
+    )
+    assert response.status_code == 200
+    link = PersonalLink.objects.get()
+    assert (link.name, link.email) == ("Jan Kowalski", "jan@example.pl")
+    assert "Firma" in response.content.decode()
+
+
+def test_generate_paste_with_english_header(client_pl, webinar):
+    client_pl.post(
+        admin_url(PersonalLink, "generate"),
+        {
+            "webinar": webinar.pk,
+            "names": "First name,Last name,Email\nAnna,Nowak,anna@example.com\n",
+        },
+    )
+    assert PersonalLink.objects.get().name == "Anna Nowak"
