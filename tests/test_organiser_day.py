@@ -93,3 +93,80 @@ def test_generate_paste_with_english_header(client_pl, webinar):
         },
     )
     assert PersonalLink.objects.get().name == "Anna Nowak"
+
+
+# --- 2. over-limit input is refused whole; the result page stays small ---------------
+
+
+def test_generate_over_the_line_limit_creates_nothing(client_pl, webinar, settings):
+    settings.WAGTAIL_PAIDWEBINAR_MAX_LINES = 3
+    names = "Imię;Nazwisko\n" + "".join(f"Osoba;Nr{i}\n" for i in range(5))
+    response = client_pl.post(
+        admin_url(PersonalLink, "generate"),
+        {"webinar": webinar.pk, "file": upload(names.encode())},
+    )
+    assert response.status_code == 200
+    assert not PersonalLink.objects.exists()
+    form = response.context["form"]
+    message = " ".join(form.non_field_errors())
+    assert "5" in message and "3" in message
+
+
+def test_generate_api_over_the_limit_creates_nothing(webinar, settings):
+    from wagtail_paidwebinar.actions import generate_links
+
+    settings.WAGTAIL_PAIDWEBINAR_MAX_LINES = 3
+    result = generate_links(webinar, "A\nB\nC\nD\n")
+    assert result.aborted and not result.created
+    assert not PersonalLink.objects.exists()
+
+
+def test_subscriber_import_over_the_limit_imports_nothing(client_pl, settings):
+    settings.WAGTAIL_PAIDWEBINAR_MAX_LINES = 3
+    content = b"".join(b"P%d,p%d@example.com\n" % (i, i) for i in range(5))
+    response = client_pl.post(
+        admin_url("subscriber", "import"),
+        {"file": upload(content), "skip_invalid": "on"},
+    )
+    assert response.status_code == 200
+    assert not Subscriber.objects.exists()
+    message = " ".join(response.context["form"].non_field_errors())
+    assert "5" in message and "3" in message
+
+
+def test_upload_over_the_byte_limit_names_size_and_limit(client_pl, webinar, settings):
+    settings.WAGTAIL_PAIDWEBINAR_LINKS_MAX_UPLOAD_BYTES = 100
+    response = client_pl.post(
+        admin_url(PersonalLink, "generate"),
+        {"webinar": webinar.pk, "file": upload(b"Anna Nowak\n" * 30)},
+    )
+    message = " ".join(response.context["form"].errors["file"])
+    assert "330" in message and "100" in message
+    assert not PersonalLink.objects.exists()
+
+
+def test_result_page_lists_at_most_200_links(client_pl, webinar):
+    names = "\n".join(f"Uczestnik {i}" for i in range(250))
+    response = client_pl.post(
+        admin_url(PersonalLink, "generate"), {"webinar": webinar.pk, "names": names}
+    )
+    html = client_pl.get(response["Location"]).content.decode()
+    assert html.count('class="pw-link-url"') == 200
+    assert 'id="pw-rows-hidden"' in html
+    csv_body = client_pl.get(response["Location"] + "csv/").content.decode("utf-8")
+    assert csv_body.count("?access=") == 250
+
+
+# --- 14. "Bob <not-an-email>" ---------------------------------------------------
+
+
+def test_angle_brackets_without_an_address_warn(client_pl, webinar):
+    response = client_pl.post(
+        admin_url(PersonalLink, "generate"),
+        {"webinar": webinar.pk, "names": "Bob <not-an-email>\nAnna"},
+        follow=True,
+    )
+    assert PersonalLink.objects.count() == 2
+    warnings = response.context["result"]["warnings"]
+    assert [line for line, _raw, _message in warnings] == [1]
+    assert "not-an-email" in warnings[0][2]

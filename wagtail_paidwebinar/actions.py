@@ -99,7 +99,9 @@ def generate_links(
         )
         result.aborted = True
         return result
-    if all_or_nothing and result.errors:
+    if (all_or_nothing and result.errors) or parsed.over_limit:
+        # Over MAX_LINES the rest of the list was never read: creating the first
+        # part would look like success and lose the others.
         result.aborted = True
         return result
 

@@ -97,7 +97,7 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     """
     size = getattr(file, "size", None)
     if size is not None and size > max_bytes:
-        return None, too_large_message(max_bytes)
+        return None, too_large_message(max_bytes, size=size)
     if hasattr(file, "seek"):
         try:
             file.seek(0)
@@ -108,7 +108,7 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     if len(raw) > max_bytes:
-        return None, too_large_message(max_bytes)
+        return None, too_large_message(max_bytes, size=size)
     if _looks_binary(raw):
         return None, str(
             _(
@@ -124,9 +124,21 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     return text, None
 
 
-def too_large_message(max_bytes: int, *, pasted: bool = False) -> str:
+def too_large_message(
+    max_bytes: int, *, pasted: bool = False, size: int | None = None
+) -> str:
     """The message shown when an upload (or, with ``pasted``, a pasted list sent in
-    the form's body) is over the limit of ``max_bytes``."""
+    the form's body) is over the limit of ``max_bytes``; ``size`` (bytes), when
+    known, is named too."""
+    if size is not None and not pasted:
+        return str(
+            _(
+                "The file is too large: %(size)s, the limit is %(limit)s. Nothing "
+                "was read; split the list into smaller parts and upload them one "
+                "by one."
+            )
+            % {"size": filesizeformat(size), "limit": filesizeformat(max_bytes)}
+        )
     size = str(filesizeformat(max_bytes))
     if pasted:
         # The paste never reached the form, so point to the way that has a
@@ -144,4 +156,15 @@ def too_large_message(max_bytes: int, *, pasted: bool = False) -> str:
             "smaller parts and upload them one by one."
         )
         % {"size": size}
+    )
+
+
+def too_many_lines_message(count: int, limit: int) -> str:
+    """The message refusing a list of ``count`` participants over ``limit``."""
+    return str(
+        _(
+            "Too many lines: the list has %(count)s, at most %(limit)s are accepted "
+            "at once. Nothing was created; split the list into smaller parts."
+        )
+        % {"count": count, "limit": limit}
     )

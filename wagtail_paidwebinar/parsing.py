@@ -294,6 +294,26 @@ def parse_text(text: str) -> ParseResult:
     return _dedupe(result)
 
 
+def count_lines(text: str) -> int:
+    """Participant lines in ``text``: non-blank lines, a header line not counted.
+
+    Cheap enough to run before parsing, so a list over ``MAX_LINES`` is refused
+    whole instead of being cut off at the limit.
+    """
+    count = 0
+    header_checked = False
+    for raw in split_lines(text):
+        line = raw.strip()
+        if not line:
+            continue
+        if not header_checked:
+            header_checked = True
+            if _header(line) is not None:
+                continue
+        count += 1
+    return count
+
+
 def _fields(line: str, columns: Columns | None, delimiter: str) -> tuple[str, str]:
     """``(name, email)`` of one line, by the header's columns when the line has
     exactly as many cells (else as a free-form line)."""

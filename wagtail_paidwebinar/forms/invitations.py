@@ -10,6 +10,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from ..csvutils import read_upload
 from ..models import Subscriber, SubscriberList, WebinarPage
 from ..parsing import BIDI_CONTROLS, LineIssue, normalize_email, validate_entry
+from .links import refuse_over_limit
 
 # Largest CSV accepted by the import (bytes); 100,000 lines of "name,email" fit.
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -88,6 +89,7 @@ class SubscriberImportForm(forms.Form):
             raise ValidationError(
                 _("Choose a CSV file or paste the rows."), code="empty"
             )
+        refuse_over_limit(cleaned["csv_text"])
         return cleaned
 
 

@@ -12,11 +12,19 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.widgets import AdminDateTimeInput
 
 from .. import conf
-from ..csvutils import read_upload
+from ..csvutils import read_upload, too_many_lines_message
 from ..models import PersonalLink, WebinarPage
-from ..parsing import Entry, normalize_email, validate_entry
+from ..parsing import Entry, count_lines, normalize_email, validate_entry
 
 MAX_VALID_FOR_DAYS = 3650
+
+
+def refuse_over_limit(text: str) -> None:
+    """Refuse a list over ``MAX_LINES`` as a whole, before anything is created."""
+    limit = int(conf.get_setting("MAX_LINES"))
+    count = count_lines(text)
+    if count > limit:
+        raise ValidationError(too_many_lines_message(count, limit), code="too_many")
 
 
 class WebinarChoiceField(forms.ModelChoiceField):
@@ -99,6 +107,7 @@ class GenerateLinksForm(forms.Form):
             cleaned["text"] = names
         if not cleaned["text"].strip():
             raise ValidationError(_("Paste at least one name or upload a list."))
+        refuse_over_limit(cleaned["text"])
 
         expires_at, days = cleaned.get("expires_at"), cleaned.get("valid_for_days")
         if expires_at and days:

@@ -38,8 +38,11 @@ RESULT_TTL_SECONDS = 60 * 60
 RESULTS_KEPT = 3
 # Issues kept for the result page; a 10,000-line paste of garbage is summarised.
 ISSUES_KEPT = 500
-# Rows shown on the result page; "copy all" and the CSV always hold every link.
-ROWS_SHOWN = 1000
+# Rows shown on the result page: a page of 100,000 rows weighs megabytes and
+# nobody reads it. "Copy all" holds up to COPY_ALL_MAX links (about 100 bytes
+# each); the CSV always holds every link.
+ROWS_SHOWN = 200
+COPY_ALL_MAX = 10_000
 
 LINK_ACTIONS = ("revoke", "reset", "reissue")
 
@@ -235,16 +238,19 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
         links = self.get_links()
         show_urls = can_see_link_urls(self.request.user)
         rows = list(with_urls(links)) if show_urls else [(x, "") for x in links]
+        can_copy_all = show_urls and len(rows) <= COPY_ALL_MAX
         duplicates, errors, warnings = self.result["counts"]
         context.update(
             {
                 "result": self.result,
                 "created_count": len(links),
                 "rows": rows[:ROWS_SHOWN],
+                "rows_shown": min(len(rows), ROWS_SHOWN),
                 "rows_hidden": max(0, len(rows) - ROWS_SHOWN),
                 "show_urls": show_urls,
+                "can_copy_all": can_copy_all,
                 "all_links_text": "\n".join(f"{link.name}\t{url}" for link, url in rows)
-                if show_urls
+                if can_copy_all
                 else "",
                 "duplicates_count": duplicates,
                 "errors_count": errors,
