@@ -170,3 +170,61 @@ def test_angle_brackets_without_an_address_warn(client_pl, webinar):
     warnings = response.context["result"]["warnings"]
     assert [line for line, _raw, _message in warnings] == [1]
     assert "not-an-email" in warnings[0][2]
+
+
+# --- 3. "CSV (Excel)" for a decimal-comma admin language ------------------------------
+
+
+def read_excel_csv(response) -> list[list[str]]:
+    import csv
+    import io
+
+    body = response.content.decode("utf-8")
+    assert body.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(body[1:]), delimiter=";"))
+
+
+def test_links_export_offers_excel_csv_in_polish(client_pl, webinar):
+    from wagtail_paidwebinar.actions import generate_links
+
+    generate_links(webinar, "=cmd|'/C calc'!A0 <evil@example.com>\nŁucja Żak")
+    listing = client_pl.get(admin_url(PersonalLink, "list")).content.decode()
+    export = admin_url(PersonalLink, "export")
+    assert f"{export}?format=excel" in listing
+    rows = read_excel_csv(client_pl.get(export, {"format": "excel"}))
+    assert rows[0][:2] == ["Imię i nazwisko", "E-mail"]
+    assert rows[1][0].startswith("'=") and rows[2][0] == "Łucja Żak"
+    assert all(len(row) == len(rows[0]) for row in rows)
+
+
+def test_no_excel_variant_in_english(organiser, webinar):
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(organiser)
+    listing = client.get(admin_url(PersonalLink, "list")).content.decode()
+    assert "format=excel" not in listing
+
+
+def test_generate_result_offers_excel_csv(client_pl, webinar):
+    response = client_pl.post(
+        admin_url(PersonalLink, "generate"),
+        {"webinar": webinar.pk, "names": "Anna Nowak, anna@example.com"},
+    )
+    html = client_pl.get(response["Location"]).content.decode()
+    assert "csv/?format=excel" in html
+    rows = read_excel_csv(client_pl.get(response["Location"] + "csv/?format=excel"))
+    assert rows[1][:2] == ["Anna Nowak", "anna@example.com"]
+
+
+def test_subscribers_export_offers_excel_csv(client_pl):
+    Subscriber.objects.create(
+        name="+48 Nowak", email="a@example.com", email_normalized="a@example.com"
+    )
+    index = client_pl.get(admin_url("subscriber", "index")).content.decode()
+    assert "export_all/?format=excel" in index
+    response = client_pl.get(admin_url("subscriber", "export_all"), {"format": "excel"})
+    rows = read_excel_csv(response)
+    assert len(rows[0]) == 6 and rows[0][1] == "E-mail"
+    assert rows[1][0] == "'+48 Nowak"
+    # The plain CSV keeps its machine-readable header.
+    plain = client_pl.get(admin_url("subscriber", "export_all")).content.decode()
+    assert plain.startswith("\ufeffname,email,lists")

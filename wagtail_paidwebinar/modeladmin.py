@@ -26,6 +26,7 @@ from wagtail_modeladmin.views import CreateView, DeleteView, EditView, IndexView
 
 from . import mailing as api
 from . import permissions
+from .csvutils import excel_url, uses_decimal_comma
 from .forms.invitations import MailingForm, SubscriberForm
 from .models import (
     Mailing,
@@ -108,6 +109,8 @@ class SubscriberIndexView(IndexView):
         context["export_url"] = reverse(helper.get_action_url_name("export_all")) + (
             f"?{query.urlencode()}" if query else ""
         )
+        if uses_decimal_comma():
+            context["excel_export_url"] = excel_url(context["export_url"])
         if self.permission_helper.user_can_create(self.request.user):
             context["import_url"] = reverse(helper.get_action_url_name("import"))
         return context

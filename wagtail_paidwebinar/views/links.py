@@ -24,7 +24,14 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
 from .. import actions
-from ..csvutils import csv_response, too_large_message
+from ..csvutils import (
+    csv_response,
+    excel_delimiter,
+    excel_url,
+    too_large_message,
+    uses_decimal_comma,
+    wants_excel,
+)
 from ..filters import filtered_links
 from ..forms.links import GenerateLinksForm
 from ..models import PersonalLink, WebinarPage
@@ -239,6 +246,10 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
         show_urls = can_see_link_urls(self.request.user)
         rows = list(with_urls(links)) if show_urls else [(x, "") for x in links]
         can_copy_all = show_urls and len(rows) <= COPY_ALL_MAX
+        csv_url = reverse(
+            self.viewset.get_url_name("generate_result_csv"),
+            kwargs={"key": self.kwargs["key"]},
+        )
         duplicates, errors, warnings = self.result["counts"]
         context.update(
             {
@@ -255,10 +266,8 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
                 "duplicates_count": duplicates,
                 "errors_count": errors,
                 "warnings_count": warnings,
-                "csv_url": reverse(
-                    self.viewset.get_url_name("generate_result_csv"),
-                    kwargs={"key": self.kwargs["key"]},
-                ),
+                "csv_url": csv_url,
+                "excel_csv_url": excel_url(csv_url) if uses_decimal_comma() else "",
                 "generate_url": reverse(self.viewset.get_url_name("generate")),
             }
         )
@@ -278,6 +287,7 @@ class GenerateResultCSVView(GenerateResultMixin, View):
             "personal-links-new.csv",
             actions.export_header(),
             actions.export_rows(links),
+            delimiter=excel_delimiter() if wants_excel(request) else ",",
         )
 
 
@@ -302,6 +312,7 @@ class ExportView(LinkAdminMixin, View):
             actions.export_rows(
                 queryset.iterator(chunk_size=2000), with_urls=with_urls
             ),
+            delimiter=excel_delimiter() if wants_excel(request) else ",",
         )
 
 
