@@ -228,3 +228,77 @@ def test_subscribers_export_offers_excel_csv(client_pl):
     # The plain CSV keeps its machine-readable header.
     plain = client_pl.get(admin_url("subscriber", "export_all")).content.decode()
     assert plain.startswith("\ufeffname,email,lists")
+
+
+# --- 4. names-only links meet their e-mails ------------------------------------------
+
+
+def test_pasting_emails_for_names_only_links_attaches_them_after_confirmation(
+    client_pl, webinar
+):
+    from wagtail_paidwebinar.actions import generate_links
+
+    anna, jan = generate_links(webinar, "Anna Nowak\nJan Kowalski").created
+    url = admin_url(PersonalLink, "generate")
+    response = client_pl.post(
+        url,
+        {
+            "webinar": webinar.pk,
+            "names": "Anna Nowak, anna@example.com\nEwa Lis, ewa@example.com",
+        },
+    )
+    # Step one: nothing created yet, the match listed.
+    assert response.status_code == 200
+    assert PersonalLink.objects.count() == 2
+    html = response.content.decode()
+    assert 'id="pw-confirm-matches"' in html and "anna@example.com" in html
+    form = response.context["form"]
+    assert form["confirmed"].value() == "True"
+    # Step two: confirm with "attach" (on by default).
+    response = client_pl.post(
+        url,
+        {
+            "webinar": webinar.pk,
+            "names": form["names"].value(),
+            "confirmed": "True",
+            "attach_emails": "on",
+        },
+        follow=True,
+    )
+    anna.refresh_from_db()
+    assert anna.email == "anna@example.com"
+    assert PersonalLink.objects.filter(name="Anna Nowak").count() == 1
+    assert PersonalLink.objects.get(name="Ewa Lis").email == "ewa@example.com"
+    assert 'id="pw-attached"' in response.content.decode()
+
+
+def test_declining_attach_creates_a_second_link(client_pl, webinar):
+    from wagtail_paidwebinar.actions import generate_links
+
+    generate_links(webinar, "Anna Nowak")
+    client_pl.post(
+        admin_url(PersonalLink, "generate"),
+        {
+            "webinar": webinar.pk,
+            "names": "Anna Nowak, anna@example.com",
+            "confirmed": "True",
+        },
+    )
+    assert PersonalLink.objects.filter(name="Anna Nowak").count() == 2
+
+
+def test_a_name_that_already_has_a_link_is_confirmed_before_creation(
+    client_pl, webinar
+):
+    from wagtail_paidwebinar.actions import generate_links
+
+    generate_links(webinar, "Jan Kowalski <jan@example.com>")
+    url = admin_url(PersonalLink, "generate")
+    response = client_pl.post(url, {"webinar": webinar.pk, "names": "jan kowalski"})
+    assert PersonalLink.objects.count() == 1
+    assert 'id="pw-confirm-matches"' in response.content.decode()
+    assert "attach_emails" in response.context["form"].fields
+    client_pl.post(
+        url, {"webinar": webinar.pk, "names": "jan kowalski", "confirmed": "True"}
+    )
+    assert PersonalLink.objects.count() == 2

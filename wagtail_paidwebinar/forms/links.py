@@ -77,9 +77,22 @@ class GenerateLinksForm(forms.Form):
         required=False,
         help_text=_("Otherwise the valid lines are created and the bad ones listed."),
     )
+    # The second step, shown when lines match existing links of the webinar.
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    attach_emails = forms.BooleanField(
+        label=_("Attach the e-mail addresses to the existing links"),
+        required=False,
+        help_text=_(
+            "Otherwise each of these people gets a second link, and the first one "
+            "keeps working."
+        ),
+    )
 
-    def __init__(self, *args, webinar_queryset=None, **kwargs):
+    def __init__(self, *args, webinar_queryset=None, confirming=False, **kwargs):
         super().__init__(*args, **kwargs)
+        if not confirming:
+            # Offered on the confirmation step only, next to the matches it is about.
+            del self.fields["attach_emails"]
         if webinar_queryset is None:
             webinar_queryset = WebinarPage.objects.all()
         self.fields["webinar"].queryset = webinar_queryset.order_by(

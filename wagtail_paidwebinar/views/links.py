@@ -52,6 +52,9 @@ ROWS_SHOWN = 200
 COPY_ALL_MAX = 10_000
 
 LINK_ACTIONS = ("revoke", "reset", "reissue")
+# The confirmation step re-posts the list in the form; a list larger than what a
+# form may carry (a big uploaded file) is generated without it, warnings after.
+CONFIRM_MAX_CHARS = 1024 * 1024
 
 
 class LinkAdminMixin(PermissionCheckedMixin, WagtailAdminTemplateMixin):
@@ -123,6 +126,7 @@ def store_result(request, webinar, result) -> str:
         "errors": _issues(result.errors),
         "warnings": _issues(result.warnings),
         "counts": [len(result.duplicates), len(result.errors), len(result.warnings)],
+        "attached": [(link.name, link.email) for link in result.attached[:ISSUES_KEPT]],
         "aborted": result.aborted,
     }
     request.session[SESSION_KEY] = results
@@ -155,6 +159,11 @@ class GenerateView(LinkAdminMixin, FormView):
                 initial["webinar"] = webinars[0]
         return initial
 
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["confirming"] = self.request.POST.get("confirmed") == "True"
+        return kwargs
+
     def get_form(self, form_class=None):
         if self.too_big:
             # The body was not read: show an empty form with the explanation.
@@ -177,15 +186,33 @@ class GenerateView(LinkAdminMixin, FormView):
 
     def form_valid(self, form):
         webinar = form.cleaned_data["webinar"]
+        text = form.cleaned_data["text"]
+        if not form.cleaned_data["confirmed"] and len(text) <= CONFIRM_MAX_CHARS:
+            # Before creating anything: say which lines meet links this webinar
+            # already has, and let the organiser attach e-mails instead.
+            matches = actions.preview_generation(webinar, text)
+            if matches.needs_confirmation:
+                return self.render_to_response(
+                    self.get_context_data(
+                        form=self.confirmation_form(text), matches=matches
+                    )
+                )
         result = actions.generate_links(
             webinar,
-            form.cleaned_data["text"],
+            text,
             expires_at=form.cleaned_data["expires"],
             user=self.request.user,
             all_or_nothing=form.cleaned_data["all_or_nothing"],
+            attach_emails=form.cleaned_data.get("attach_emails", False),
         )
         key = store_result(self.request, webinar, result)
         return redirect(self.viewset.get_url_name("generate_result"), key=key)
+
+    def confirmation_form(self, text: str) -> GenerateLinksForm:
+        """The same choices again, the list pasted (an upload cannot be re-sent)."""
+        data = self.request.POST.copy()
+        data.update({"names": text, "confirmed": "True", "attach_emails": "on"})
+        return GenerateLinksForm(data=data, confirming=True)
 
 
 def generate_view(viewset):
