@@ -302,3 +302,72 @@ def test_a_name_that_already_has_a_link_is_confirmed_before_creation(
         url, {"webinar": webinar.pk, "names": "jan kowalski", "confirmed": "True"}
     )
     assert PersonalLink.objects.count() == 2
+
+
+# --- 5./6. one definition of "who is invited" -----------------------------------
+
+
+@pytest.fixture
+def link_holder_mailing(webinar):
+    from django.utils import timezone
+
+    from wagtail_paidwebinar.actions import generate_links
+    from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.models import SubscriberList
+
+    links = generate_links(
+        webinar,
+        "Anna Nowak <anna@example.com>\nRevoked Rita <rita@example.com>\nJan Bez Maila",
+    ).created
+    PersonalLink.objects.filter(pk=links[1].pk).update(revoked_at=timezone.now())
+    members = SubscriberList.objects.create(name="Klienci")
+    for name, email in (("Rita", "rita@example.com"), ("Ewa", "ewa@example.com")):
+        members.subscribers.create(name=name, email=email, email_normalized=email)
+    return create_mailing(
+        webinar,
+        subject="Zaproszenie",
+        body_html="<p>Dzień dobry</p>",
+        audience=["link_holders", members],
+    )
+
+
+def test_own_mailbox_export_leaves_out_revoked_and_lists_names_only(
+    mailing_editor_client, link_holder_mailing
+):
+    import csv
+    import io
+
+    response = mailing_editor_client.get(
+        admin_url("mailing", "export", link_holder_mailing.pk)
+    )
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8")[1:])))
+    by_name = {row[0]: row for row in rows[1:]}
+    assert set(by_name) == {"Anna Nowak", "Ewa", "Jan Bez Maila"}
+    assert by_name["Jan Bez Maila"][1] == ""
+    assert "?access=" in by_name["Jan Bez Maila"][2]
+    messages_page = mailing_editor_client.get(
+        admin_url("mailing", "messages", link_holder_mailing.pk)
+    ).content.decode()
+    assert "Jan Bez Maila" in messages_page and "Revoked Rita" not in messages_page
+
+
+def test_send_confirmation_counts_like_the_engine_and_lists_the_skipped(
+    mailing_editor_client, link_holder_mailing, django_capture_on_commit_callbacks
+):
+    from wagtail_paidwebinar.models import RecipientStatus
+
+    url = admin_url("mailing", "send", link_holder_mailing.pk)
+    response = mailing_editor_client.get(url)
+    summary = response.context["summary"]
+    assert summary.total == 2  # Anna (link holder) and Ewa (member, link issued)
+    html = response.content.decode()
+    assert 'id="pw-skipped"' in html and "rita@example.com" in html
+    assert "revoked or expired" in html
+    with django_capture_on_commit_callbacks(execute=False):
+        mailing_editor_client.post(url)
+    rows = link_holder_mailing.recipients.all()
+    sendable = rows.exclude(status=RecipientStatus.FAILED).count()
+    assert sendable == summary.total
+    assert rows.get(email_normalized="rita@example.com").status == (
+        RecipientStatus.FAILED
+    )
