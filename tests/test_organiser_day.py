@@ -371,3 +371,90 @@ def test_send_confirmation_counts_like_the_engine_and_lists_the_skipped(
     assert rows.get(email_normalized="rita@example.com").status == (
         RecipientStatus.FAILED
     )
+
+
+# --- 10. after the event ----------------------------------------------------------
+
+
+def test_past_webinar_teaser_says_it_took_place(client):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    past = make_webinar(
+        title="Past one",
+        starts_at=timezone.now() - dt.timedelta(days=3),
+        closes_minutes_after=60,
+    )
+    replay = make_webinar(
+        title="Replay one",
+        starts_at=timezone.now() - dt.timedelta(hours=3),
+        closes_minutes_after=60 * 24 * 7,
+    )
+    upcoming = make_webinar(title="Upcoming one")
+    html = client.get(past.url).content.decode()
+    assert "took place" in html and "The room is closed." in html
+    assert "room is open to participants" not in html
+    html = client.get(replay.url).content.decode()
+    assert "took place" in html and "replay" in html
+    html = client.get(upcoming.url).content.decode()
+    assert "room is open to participants" in html and "took place" not in html
+
+
+# --- 11./12. public room warning, drafts --------------------------------------------
+
+
+def test_access_tab_warns_about_a_public_room_and_explains_drafts(admin_client):
+    from django.urls import reverse
+
+    public = make_webinar(title="Open room", allow_link_sharing=True, room_password="")
+    closed = make_webinar(title="Closed room", room_password="kawa")
+    edit = "wagtailadmin_pages:edit"
+    html = admin_client.get(reverse(edit, args=[public.pk])).content.decode()
+    assert 'id="pw-public-room-warning"' in html
+    assert "takes effect only when the page is published" in html
+    html = admin_client.get(reverse(edit, args=[closed.pk])).content.decode()
+    assert 'id="pw-public-room-warning"' not in html
+
+
+def test_publishing_a_public_room_warns(admin_client):
+    from django.urls import reverse
+
+    page = make_webinar(title="Open room", allow_link_sharing=True, room_password="")
+    response = admin_client.post(
+        reverse("wagtailadmin_pages:edit", args=[page.pk]),
+        _edit_form_data(admin_client, page, {"action-publish": "action-publish"}),
+        follow=True,
+    )
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("no room password" in m for m in messages), messages
+
+
+def _edit_form_data(client, page, extra):
+    """The edit form's current values as POST data (what the browser would send)."""
+    from django.urls import reverse
+
+    response = client.get(reverse("wagtailadmin_pages:edit", args=[page.pk]))
+    form = response.context["form"]
+    data = {}
+    for name, field in form.fields.items():
+        bound = form[name]
+        if field.__class__.__name__ == "BlockField":
+            data[f"{bound.html_name}-count"] = "0"  # an empty room
+            continue
+        value = bound.value()
+        widget_data = field.widget.format_value(value) if value is not None else ""
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+            continue
+        data[bound.html_name] = widget_data if widget_data is not None else ""
+    for formset in form.formsets.values():
+        data.update(
+            {
+                f"{formset.prefix}-TOTAL_FORMS": "0",
+                f"{formset.prefix}-INITIAL_FORMS": "0",
+            }
+        )
+    data.update(extra)
+    return data
