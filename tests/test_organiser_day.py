@@ -458,3 +458,52 @@ def _edit_form_data(client, page, extra):
         )
     data.update(extra)
     return data
+
+
+# --- 8. consent: access e-mails are transactional ---------------------------------
+
+
+def test_link_holder_mail_is_transactional_and_list_mail_can_unsubscribe(
+    mailing_editor_client,
+    link_holder_mailing,
+    webinar,
+    invitations_queue,
+    django_capture_on_commit_callbacks,
+):
+    from django.core import mail
+
+    from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.models import SubscriberList
+
+    compose = mailing_editor_client.get(admin_url("mailing", "create")).content
+    assert "access e-mail, not marketing" in compose.decode()
+    send_url = admin_url("mailing", "send", link_holder_mailing.pk)
+    page = mailing_editor_client.get(send_url).content.decode()
+    assert 'id="pw-transactional-note"' in page
+    holders_only = create_mailing(
+        webinar, subject="Dostęp", body_html="<p>Link</p>", audience="link_holders"
+    )
+    members = create_mailing(
+        webinar,
+        subject="Nowości",
+        body_html="<p>News</p>",
+        audience=[SubscriberList.objects.get(name="Klienci")],
+    )
+    for mailing in (holders_only, members):
+        with django_capture_on_commit_callbacks(execute=True):
+            mailing_editor_client.post(admin_url("mailing", "send", mailing.pk))
+    by_subject = {}
+    for message in mail.outbox:
+        by_subject.setdefault(message.subject, []).append(message)
+    for message in by_subject["Dostęp"]:
+        assert "List-Unsubscribe" not in message.extra_headers
+        assert "nsubscribe" not in message.body
+    list_messages = by_subject["Nowości"]
+    assert list_messages
+    for message in list_messages:
+        assert "List-Unsubscribe" in message.extra_headers
+    # The unsubscribe page says what still arrives.
+    link = message.extra_headers["List-Unsubscribe"].split(",")[0].strip("<> ")
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    html = Client(**POLISH).get("/" + path).content.decode()
+    assert 'class="pw-transactional"' in html

@@ -123,6 +123,13 @@ class SubscriberForm(WagtailAdminModelForm):
         return cleaned
 
 
+LINK_HOLDERS_HELP = _(
+    "Everyone with a personal link and an e-mail for this webinar. This is an "
+    "access e-mail, not marketing: it also reaches people who unsubscribed from "
+    "your lists and carries no unsubscribe link."
+)
+
+
 class MailingForm(WagtailAdminModelForm):
     """The compose form (the model's panels pick the fields)."""
 
@@ -134,6 +141,10 @@ class MailingForm(WagtailAdminModelForm):
         subject = self.fields.get("subject")
         if subject is not None:
             subject.validators.append(reject_header_breaks)
+        holders = self.fields.get("include_link_holders")
+        if holders is not None:
+            # Said here rather than on the model field (no migration for a text).
+            holders.help_text = LINK_HOLDERS_HELP
 
     def clean(self):
         cleaned = super().clean()
