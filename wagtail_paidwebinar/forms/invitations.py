@@ -10,7 +10,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from ..csvutils import read_upload
 from ..models import Subscriber, SubscriberList, WebinarPage
 from ..parsing import BIDI_CONTROLS, LineIssue, normalize_email, validate_entry
-from .links import refuse_over_limit
+from .links import refuse_over_limit, webinar_label
 
 # Largest CSV accepted by the import (bytes); 100,000 lines of "name,email" fit.
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -138,6 +138,7 @@ class MailingForm(WagtailAdminModelForm):
         webinar = self.fields.get("webinar")
         if webinar is not None:
             webinar.queryset = WebinarPage.objects.order_by("-starts_at", "title")
+            webinar.label_from_instance = webinar_label
         subject = self.fields.get("subject")
         if subject is not None:
             subject.validators.append(reject_header_breaks)

@@ -27,12 +27,18 @@ def refuse_over_limit(text: str) -> None:
         raise ValidationError(too_many_lines_message(count, limit), code="too_many")
 
 
+def webinar_label(obj: WebinarPage) -> str:
+    """A webinar in a chooser: title and start in the webinar's own zone, named
+    (an editor abroad otherwise reads the time in the wrong zone)."""
+    if obj.starts_at:
+        when = obj.local_starts_at.strftime("%Y-%m-%d %H:%M")
+        return f"{obj.title} ({when} {obj.tzinfo.key})"
+    return obj.title
+
+
 class WebinarChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
-        if obj.starts_at:
-            when = timezone.localtime(obj.starts_at).strftime("%Y-%m-%d %H:%M")
-            return f"{obj.title} ({when})"
-        return obj.title
+        return webinar_label(obj)
 
 
 class GenerateLinksForm(forms.Form):
