@@ -523,7 +523,7 @@ def pl_mailing_client(mailing_editor):
     "model, texts",
     [
         ("subscriber", ("Add subscriber", "There are no subscribers yet.")),
-        ("mailing", ("Compose mailing", "There are no mailings yet.")),
+        ("mailing", ("Add mailing", "There are no mailings yet.")),
     ],
 )
 def test_listing_buttons_and_empty_states_are_whole_sentences(

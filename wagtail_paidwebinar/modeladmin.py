@@ -90,8 +90,8 @@ TEXTS = {
         "delete_question": _("Delete this signature?"),
     },
     Mailing: {
-        "add": _("Compose mailing"),
-        "add_title": _("Compose a new mailing"),
+        "add": _("Add mailing"),
+        "add_title": _("Add a new mailing"),
         "new": _("New mailing"),
         "empty": _("There are no mailings yet."),
         "no_results": _("No mailings match your search or filters."),
