@@ -44,6 +44,9 @@ class GenerateResult:
     errors: list[LineIssue] = field(default_factory=list)
     warnings: list[LineIssue] = field(default_factory=list)
     aborted: bool = False
+    # Names-only links that received the e-mail of a matching line (with
+    # ``attach_emails``) instead of a second link for the same person.
+    attached: list[PersonalLink] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -70,14 +73,17 @@ def generate_links(
     expires_at: dt.datetime | None = None,
     user=None,
     all_or_nothing: bool = False,
+    attach_emails: bool = False,
 ) -> GenerateResult:
     """Create one personal link per participant of a paste or ``(name, email)`` pairs.
 
     Lines are validated and de-duplicated (see :mod:`~wagtail_paidwebinar.parsing`); an
     e-mail the webinar already has a link for is a duplicate, a known name without an
-    e-mail only warns (two people may share a name). Valid lines are created in one
-    transaction with ``bulk_create``; with ``all_or_nothing`` a single error creates
-    nothing.
+    e-mail only warns (two people may share a name). With ``attach_emails`` a line
+    ``Name, e-mail`` whose name matches a link that has no e-mail gives that link the
+    address instead of creating a second link (see :func:`preview_generation`).
+    Valid lines are created in one transaction with ``bulk_create``; with
+    ``all_or_nothing`` a single error creates nothing.
     """
     parsed = _parse(text_or_entries)
     result = GenerateResult(
@@ -93,7 +99,9 @@ def generate_links(
         )
         result.aborted = True
         return result
-    if all_or_nothing and result.errors:
+    if (all_or_nothing and result.errors) or parsed.over_limit:
+        # Over MAX_LINES the rest of the list was never read: creating the first
+        # part would look like success and lose the others.
         result.aborted = True
         return result
 
@@ -104,17 +112,21 @@ def generate_links(
     for attempt in range(3):
         try:
             with transaction.atomic():
-                created, duplicates, warnings = _insert(
-                    webinar, parsed, expires_at, user, all_or_nothing
+                created, duplicates, warnings, attached = _insert(
+                    webinar, parsed, expires_at, user, all_or_nothing, attach_emails
                 )
                 if created is None:
                     break
-                if created:
+                if created or attached:
                     log(
                         webinar,
                         ACTION_GENERATE,
                         user=user,
-                        data={"count": len(created), "duplicates": len(duplicates)},
+                        data={
+                            "count": len(created),
+                            "duplicates": len(duplicates),
+                            "attached": len(attached),
+                        },
                     )
             break
         except IntegrityError:
@@ -139,59 +151,114 @@ def generate_links(
         result.aborted = True
         return result
     result.created = created
+    result.attached = attached
     result.duplicates.sort(key=lambda issue: issue.line)
     result.warnings.sort(key=lambda issue: issue.line)
     return result
 
 
-def _insert(webinar, parsed, expires_at, user, all_or_nothing):
-    """Compare with existing links and insert; ``created`` is None when aborted."""
-    existing = PersonalLink.objects.filter(webinar=webinar)
-    existing_emails = {}
-    existing_names = set()
-    for link_name, email_normalized in existing.values_list("name", "email_normalized"):
-        if email_normalized:
-            existing_emails[email_normalized] = link_name
-        existing_names.add(name_key(link_name))
+@dataclass
+class ExistingMatches:
+    """How a parse meets the webinar's existing links (nothing saved).
 
-    duplicates, warnings, to_create = [], [], []
-    for entry in parsed.entries:
+    ``attach``: ``(entry, link)`` pairs, a line with an e-mail whose name matches a
+    link without one. ``same_name``: ``(entry, link)``, a line without an e-mail
+    whose name already has a link. ``duplicates``: LineIssues, e-mails that already
+    have a link.
+    """
+
+    attach: list[tuple] = field(default_factory=list)
+    same_name: list[tuple] = field(default_factory=list)
+    duplicates: list[LineIssue] = field(default_factory=list)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return bool(self.attach or self.same_name)
+
+
+def match_existing(webinar: WebinarPage, entries) -> ExistingMatches:
+    """Compare parsed entries with the webinar's links: the one place that decides
+    "is this person already here?" for the preview and for the insert."""
+    by_email: dict[str, PersonalLink] = {}
+    by_name: dict[str, PersonalLink] = {}
+    names_only: dict[str, list[PersonalLink]] = {}
+    for link in PersonalLink.objects.filter(webinar=webinar).only(
+        "pk", "name", "email", "email_normalized"
+    ):
+        key = name_key(link.name)
+        if link.email_normalized:
+            by_email[link.email_normalized] = link
+        else:
+            names_only.setdefault(key, []).append(link)
+        by_name.setdefault(key, link)
+    matches = ExistingMatches()
+    for entry in entries:
         email_normalized = entry.email_normalized
-        if email_normalized and email_normalized in existing_emails:
-            duplicates.append(
+        if email_normalized and email_normalized in by_email:
+            matches.duplicates.append(
                 LineIssue(
                     entry.line,
                     entry.raw,
                     str(
                         _("this e-mail address already has a link (%(name)s)")
-                        % {"name": existing_emails[email_normalized]}
+                        % {"name": by_email[email_normalized].name}
                     ),
                 )
             )
-            continue
-        if not email_normalized and entry.name_key in existing_names:
-            warnings.append(
-                LineIssue(
-                    entry.line,
-                    entry.raw,
-                    str(
-                        _(
-                            "a link for someone with this name already exists; "
-                            "created another"
-                        )
-                    ),
-                )
-            )
-        to_create.append(
-            {
-                "name": entry.name,
-                "email": entry.email,
-                "email_normalized": email_normalized,
-                "salt": tokens.new_salt(),
-            }
+        elif email_normalized and names_only.get(entry.name_key):
+            # Pair lines with names-only links of that name in order: two
+            # "Jan Kowalski" lines fill two such links, never one twice.
+            matches.attach.append((entry, names_only[entry.name_key].pop(0)))
+        elif not email_normalized and entry.name_key in by_name:
+            matches.same_name.append((entry, by_name[entry.name_key]))
+    return matches
+
+
+def preview_generation(
+    webinar: WebinarPage, text_or_entries: str | Iterable[tuple[str, str | None]]
+) -> ExistingMatches:
+    """What generating from this input would do to existing links, before anything
+    is created: the admin shows it and asks to confirm."""
+    return match_existing(webinar, _parse(text_or_entries).entries)
+
+
+def _insert(webinar, parsed, expires_at, user, all_or_nothing, attach_emails):
+    """Compare with existing links, attach e-mails and insert; ``created`` is None
+    when aborted."""
+    matches = match_existing(webinar, parsed.entries)
+    duplicates = list(matches.duplicates)
+    skip = {issue.line for issue in duplicates}
+    attach = matches.attach if attach_emails else []
+    skip.update(entry.line for entry, _link in attach)
+    warnings = [
+        LineIssue(
+            entry.line,
+            entry.raw,
+            str(_("a link for someone with this name already exists; created another")),
         )
+        for entry, _link in matches.same_name
+    ]
+    to_create = [
+        {
+            "name": entry.name,
+            "email": entry.email,
+            "email_normalized": entry.email_normalized,
+            "salt": tokens.new_salt(),
+        }
+        for entry in parsed.entries
+        if entry.line not in skip
+    ]
     if all_or_nothing and parsed.errors:
-        return None, duplicates, warnings
+        return None, duplicates, warnings, []
+    attached = []
+    for entry, link in attach:
+        # Only while the link still has no e-mail: a concurrent edit wins.
+        if PersonalLink.objects.filter(pk=link.pk, email_normalized="").update(
+            email=entry.email, email_normalized=entry.email_normalized
+        ):
+            link.email, link.email_normalized = entry.email, entry.email_normalized
+            link._state.fields_cache["webinar"] = webinar
+            attached.append(link)
     common = {
         "webinar_id": webinar.pk,
         "created_at": timezone.now(),
@@ -202,7 +269,7 @@ def _insert(webinar, parsed, expires_at, user, all_or_nothing):
     for link in created:
         # Callers build URLs from link.webinar: no query per link.
         link._state.fields_cache["webinar"] = webinar
-    return created, duplicates, warnings
+    return created, duplicates, warnings, attached
 
 
 def revoke_link(link: PersonalLink, *, user=None) -> bool:

@@ -10,8 +10,10 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
+from django.utils.formats import get_format
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 # A spreadsheet treats a cell starting with one of these as a formula (or, for TAB
@@ -32,11 +34,44 @@ def safe_cell(value: Any) -> str:
     return text
 
 
+# The query parameter that asks an export view for the spreadsheet variant.
+EXCEL_PARAM = "format"
+EXCEL_VALUE = "excel"
+
+
+def uses_decimal_comma() -> bool:
+    """Whether the active language writes ``1,5`` (Polish, German...): its Excel
+    then splits CSV cells on ``;``, and a comma-separated file lands in column A."""
+    return get_format("DECIMAL_SEPARATOR") == ","
+
+
+def excel_delimiter() -> str:
+    """The separator a spreadsheet in the active language expects."""
+    return ";" if uses_decimal_comma() else ","
+
+
+def wants_excel(request: HttpRequest) -> bool:
+    """Whether an export request asked for the "CSV (Excel)" variant."""
+    return request.GET.get(EXCEL_PARAM) == EXCEL_VALUE
+
+
+def excel_url(url: str) -> str:
+    """``url`` (which may carry a query already) asking for "CSV (Excel)"."""
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}{urlencode({EXCEL_PARAM: EXCEL_VALUE})}"
+
+
 def csv_response(
-    filename: str, header: Sequence[Any], rows: Iterable[Sequence[Any]]
+    filename: str,
+    header: Sequence[Any],
+    rows: Iterable[Sequence[Any]],
+    *,
+    delimiter: str = ",",
 ) -> HttpResponse:
     """A CSV download: UTF-8 with a BOM (so Excel shows Polish letters), every cell
     passed through :func:`safe_cell`, never cached (exports may hold personal URLs).
+    ``delimiter`` is ``;`` for the "CSV (Excel)" variant in decimal-comma languages
+    (see :func:`excel_delimiter`).
     """
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     # Only ASCII letters, digits and a few marks in the header value: a name carrying
@@ -49,7 +84,7 @@ def csv_response(
     )
     response["Cache-Control"] = "private, no-store"
     response.write("\ufeff")
-    writer = csv.writer(response)
+    writer = csv.writer(response, delimiter=delimiter)
     writer.writerow([safe_cell(cell) for cell in header])
     for row in rows:
         writer.writerow([safe_cell(cell) for cell in row])
@@ -97,7 +132,7 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     """
     size = getattr(file, "size", None)
     if size is not None and size > max_bytes:
-        return None, too_large_message(max_bytes)
+        return None, too_large_message(max_bytes, size=size)
     if hasattr(file, "seek"):
         try:
             file.seek(0)
@@ -108,7 +143,7 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     if len(raw) > max_bytes:
-        return None, too_large_message(max_bytes)
+        return None, too_large_message(max_bytes, size=size)
     if _looks_binary(raw):
         return None, str(
             _(
@@ -124,9 +159,21 @@ def read_upload(file: Any, max_bytes: int) -> tuple[str | None, str | None]:
     return text, None
 
 
-def too_large_message(max_bytes: int, *, pasted: bool = False) -> str:
+def too_large_message(
+    max_bytes: int, *, pasted: bool = False, size: int | None = None
+) -> str:
     """The message shown when an upload (or, with ``pasted``, a pasted list sent in
-    the form's body) is over the limit of ``max_bytes``."""
+    the form's body) is over the limit of ``max_bytes``; ``size`` (bytes), when
+    known, is named too."""
+    if size is not None and not pasted:
+        return str(
+            _(
+                "The file is too large: %(size)s, the limit is %(limit)s. Nothing "
+                "was read; split the list into smaller parts and upload them one "
+                "by one."
+            )
+            % {"size": filesizeformat(size), "limit": filesizeformat(max_bytes)}
+        )
     size = str(filesizeformat(max_bytes))
     if pasted:
         # The paste never reached the form, so point to the way that has a
@@ -144,4 +191,15 @@ def too_large_message(max_bytes: int, *, pasted: bool = False) -> str:
             "smaller parts and upload them one by one."
         )
         % {"size": size}
+    )
+
+
+def too_many_lines_message(count: int, limit: int) -> str:
+    """The message refusing a list of ``count`` participants over ``limit``."""
+    return str(
+        _(
+            "Too many lines: the list has %(count)s, at most %(limit)s are accepted "
+            "at once. Nothing was created; split the list into smaller parts."
+        )
+        % {"count": count, "limit": limit}
     )

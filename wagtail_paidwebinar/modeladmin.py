@@ -26,6 +26,7 @@ from wagtail_modeladmin.views import CreateView, DeleteView, EditView, IndexView
 
 from . import mailing as api
 from . import permissions
+from .csvutils import excel_url, uses_decimal_comma
 from .forms.invitations import MailingForm, SubscriberForm
 from .models import (
     Mailing,
@@ -40,6 +41,130 @@ from .views import mailings as mailing_views
 from .views import subscribers as subscriber_views
 
 TEMPLATES = "wagtail_paidwebinar/admin/invitations/"
+
+# Every button, heading and empty state of the listings in its own sentence.
+# wagtail-modeladmin builds them from verbose names ("Add %(object)s", "New" +
+# name, "No %(name)s have been created yet"), which cannot be grammatical in
+# Polish ("Dodaj subskrybent", "Nowy Wysyłka"): each word needs its own case and
+# gender, so each sentence is translated whole.
+TEXTS = {
+    Subscriber: {
+        "add": _("Add subscriber"),
+        "add_title": _("Add a new subscriber"),
+        "new": _("New subscriber"),
+        "empty": _("There are no subscribers yet."),
+        "no_results": _("No subscribers match your search or filters."),
+        "search": _("Search subscribers"),
+        "created": _("Subscriber “%(object)s” added."),
+        "updated": _("Subscriber “%(object)s” saved."),
+        "not_created": _("The subscriber could not be added; see the errors below."),
+        "not_saved": _("The subscriber could not be saved; see the errors below."),
+        "delete_question": _("Delete this subscriber?"),
+    },
+    SubscriberList: {
+        "add": _("Add list"),
+        "add_title": _("Add a new subscriber list"),
+        "new": _("New subscriber list"),
+        "empty": _("There are no subscriber lists yet."),
+        "no_results": _("No subscriber lists match your search."),
+        "search": _("Search lists"),
+        "created": _("List “%(object)s” added."),
+        "updated": _("List “%(object)s” saved."),
+        "not_created": _("The list could not be added; see the errors below."),
+        "not_saved": _("The list could not be saved; see the errors below."),
+        "delete_question": _(
+            "Delete this list? Its subscribers stay, only the list goes."
+        ),
+    },
+    Signature: {
+        "add": _("Add signature"),
+        "add_title": _("Add a new signature"),
+        "new": _("New signature"),
+        "empty": _("There are no signatures yet."),
+        "no_results": _("No signatures match your search."),
+        "search": _("Search signatures"),
+        "created": _("Signature “%(object)s” added."),
+        "updated": _("Signature “%(object)s” saved."),
+        "not_created": _("The signature could not be added; see the errors below."),
+        "not_saved": _("The signature could not be saved; see the errors below."),
+        "delete_question": _("Delete this signature?"),
+    },
+    Mailing: {
+        "add": _("Add mailing"),
+        "add_title": _("Add a new mailing"),
+        "new": _("New mailing"),
+        "empty": _("There are no mailings yet."),
+        "no_results": _("No mailings match your search or filters."),
+        "search": _("Search mailings"),
+        "created": _("Mailing “%(object)s” saved."),
+        "updated": _("Mailing “%(object)s” saved."),
+        "not_created": _("The mailing could not be saved; see the errors below."),
+        "not_saved": _("The mailing could not be saved; see the errors below."),
+        "delete_question": _("Delete this mailing and its delivery log?"),
+    },
+}
+
+
+class TextsButtonHelper(ButtonHelper):
+    """The "Add" button with its own sentence instead of "Add" + verbose name."""
+
+    def add_button(self, classnames_add=None, classnames_exclude=None):
+        button = super().add_button(classnames_add, classnames_exclude)
+        texts = TEXTS[self.model]
+        button.update(label=texts["add"], title=texts["add_title"])
+        return button
+
+
+class TextsIndexView(IndexView):
+    """The listing with whole-sentence empty states and search placeholder."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["pw_texts"] = TEXTS[self.model]
+        return context
+
+
+class TextsFormMixin:
+    """Create/edit pages titled and answered in whole sentences."""
+
+    def get_success_message(self, instance):
+        key = "created" if isinstance(self, CreateView) else "updated"
+        return TEXTS[self.model][key] % {"object": instance}
+
+    def get_error_message(self):
+        key = "not_created" if isinstance(self, CreateView) else "not_saved"
+        return TEXTS[self.model][key]
+
+
+class TextsCreateView(TextsFormMixin, CreateView):
+    def get_page_title(self):
+        return TEXTS[self.model]["new"]
+
+    def get_page_subtitle(self):
+        return ""
+
+    def get_meta_title(self):
+        return TEXTS[self.model]["new"]
+
+
+class TextsEditView(TextsFormMixin, EditView):
+    pass
+
+
+class TextsDeleteView(DeleteView):
+    def confirmation_message(self):
+        return TEXTS[self.model]["delete_question"]
+
+
+class TextsModelAdmin(ModelAdmin):
+    """A ModelAdmin whose views use :data:`TEXTS`."""
+
+    button_helper_class = TextsButtonHelper
+    index_view_class = TextsIndexView
+    create_view_class = TextsCreateView
+    edit_view_class = TextsEditView
+    delete_view_class = TextsDeleteView
+    index_template_name = TEMPLATES + "index.html"
 
 
 class URLHelper(AdminURLHelper):
@@ -97,7 +222,7 @@ def _extra_urls(model_admin, views_by_action: dict) -> tuple:
 # --- subscribers -----------------------------------------------------------------
 
 
-class SubscriberIndexView(IndexView):
+class SubscriberIndexView(TextsIndexView):
     """The listing plus "Import CSV" and "Export CSV" (keeping the filters)."""
 
     def get_context_data(self, **kwargs):
@@ -108,12 +233,14 @@ class SubscriberIndexView(IndexView):
         context["export_url"] = reverse(helper.get_action_url_name("export_all")) + (
             f"?{query.urlencode()}" if query else ""
         )
+        if uses_decimal_comma():
+            context["excel_export_url"] = excel_url(context["export_url"])
         if self.permission_helper.user_can_create(self.request.user):
             context["import_url"] = reverse(helper.get_action_url_name("import"))
         return context
 
 
-class SubscriberAdmin(ModelAdmin):
+class SubscriberAdmin(TextsModelAdmin):
     url_helper_class = URLHelper
     model = Subscriber
     menu_label = _("Subscribers")
@@ -156,7 +283,7 @@ class SubscriberAdmin(ModelAdmin):
         )
 
 
-class SubscriberListAdmin(ModelAdmin):
+class SubscriberListAdmin(TextsModelAdmin):
     url_helper_class = URLHelper
     model = SubscriberList
     menu_label = _("Subscriber lists")
@@ -183,7 +310,7 @@ class SubscriberListAdmin(ModelAdmin):
         return obj.subscribed_count()
 
 
-class SignatureAdmin(ModelAdmin):
+class SignatureAdmin(TextsModelAdmin):
     url_helper_class = URLHelper
     model = Signature
     menu_label = _("Signatures")
@@ -195,7 +322,7 @@ class SignatureAdmin(ModelAdmin):
 # --- mailings --------------------------------------------------------------------
 
 
-class MailingButtonHelper(ButtonHelper):
+class MailingButtonHelper(TextsButtonHelper):
     """The subject opens the mailing's page (progress); edit only drafts; delete
     never while sending."""
 
@@ -229,7 +356,7 @@ class MailingButtonHelper(ButtonHelper):
         return self.detail_button(obj.pk)
 
 
-class MailingCreateView(CreateView):
+class MailingCreateView(TextsCreateView):
     """The compose form; saving goes through :func:`mailing.create_mailing`.
 
     ``?webinar=<page id>`` pre-selects the webinar (links from a webinar's pages).
@@ -265,7 +392,7 @@ class MailingCreateView(CreateView):
         )
 
 
-class MailingEditView(EditView):
+class MailingEditView(TextsEditView):
     """Only drafts can be edited: what was sent stays what was sent."""
 
     def dispatch(self, request, *args, **kwargs):
@@ -282,7 +409,7 @@ class MailingEditView(EditView):
         return self.url_helper.get_action_url("detail", quote(self.instance.pk))
 
 
-class MailingDeleteView(DeleteView):
+class MailingDeleteView(TextsDeleteView):
     def dispatch(self, request, *args, **kwargs):
         if self.instance.status in (MailingStatus.QUEUED, MailingStatus.SENDING):
             messages.warning(
@@ -294,12 +421,18 @@ class MailingDeleteView(DeleteView):
         return super().dispatch(request, *args, **kwargs)
 
 
-class MailingAdmin(ModelAdmin):
+class MailingAdmin(TextsModelAdmin):
     url_helper_class = URLHelper
     model = Mailing
     menu_label = _("Mailings")
     menu_icon = "mail"
-    list_display = ("subject", "webinar", "status", "progress_display", "created_at")
+    list_display = (
+        "listing_subject",
+        "webinar",
+        "status",
+        "progress_display",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("subject",)
     list_per_page = 50
@@ -325,6 +458,10 @@ class MailingAdmin(ModelAdmin):
                 ),
             )
         )
+
+    @admin_display(description=_("subject"), ordering="subject")
+    def listing_subject(self, obj: Mailing) -> str:
+        return obj.display_subject()
 
     @admin_display(description=_("progress"))
     def progress_display(self, obj: Mailing) -> str:

@@ -73,6 +73,9 @@ class ParseResult:
     duplicates: list[LineIssue] = field(default_factory=list)
     errors: list[LineIssue] = field(default_factory=list)
     warnings: list[LineIssue] = field(default_factory=list)
+    # More participants than MAX_LINES: the rest was not read, so nothing may be
+    # created from this parse.
+    over_limit: bool = False
 
 
 def normalize_email(email: str) -> str:
@@ -238,27 +241,40 @@ def _dedupe(result: ParseResult) -> ParseResult:
 
 def parse_text(text: str) -> ParseResult:
     """Parse a paste or an uploaded file's text. Blank lines are skipped; line
-    numbers count every line (as an editor shows them)."""
+    numbers count every line (as an editor shows them).
+
+    A first line naming the columns (``Imię;Nazwisko;E-mail``, ``Name,Email,Phone``)
+    is a header: rows with as many cells are then read by column, first name and
+    surname joined, and every unused column is reported once as a warning.
+    """
     result = ParseResult()
     limit = int(conf.get_setting("MAX_LINES"))
     count = 0
     first = True
+    columns: Columns | None = None
+    delimiter = ","
     for line_no, raw in enumerate(split_lines(text), start=1):
         line = raw.strip()
         if not line:
             continue
         if first:
             first = False
-            if _is_header(line):
+            header = _header(line)
+            if header is not None:
+                columns, delimiter = header
                 result.warnings.append(
                     LineIssue(
                         line_no, raw, str(_("looks like a column header; skipped"))
                     )
                 )
+                result.warnings += ignored_column_warnings(columns, line_no, raw)
+                if columns.width < 2:
+                    columns = None
                 continue
         count += 1
         if count > limit:
             result.errors.append(_too_many(line_no, limit))
+            result.over_limit = True
             break
         if "\x00" in line:
             # Decide before splitting: a NUL could hide the separator.
@@ -266,13 +282,70 @@ def parse_text(text: str) -> ParseResult:
                 LineIssue(line_no, raw, str(_("contains a NUL character")))
             )
             continue
-        name, email = _split_fields(line)
+        name, email = _fields(line, columns, delimiter)
         outcome = validate_entry(line_no, raw, name, email)
         if isinstance(outcome, Entry):
             result.entries.append(outcome)
+            warning = _not_an_address_warning(line_no, raw, line, outcome)
+            if warning is not None:
+                result.warnings.append(warning)
         else:
             result.errors.append(outcome)
     return _dedupe(result)
+
+
+def count_lines(text: str) -> int:
+    """Participant lines in ``text``: non-blank lines, a header line not counted.
+
+    Cheap enough to run before parsing, so a list over ``MAX_LINES`` is refused
+    whole instead of being cut off at the limit.
+    """
+    count = 0
+    header_checked = False
+    for raw in split_lines(text):
+        line = raw.strip()
+        if not line:
+            continue
+        if not header_checked:
+            header_checked = True
+            if _header(line) is not None:
+                continue
+        count += 1
+    return count
+
+
+def _fields(line: str, columns: Columns | None, delimiter: str) -> tuple[str, str]:
+    """``(name, email)`` of one line, by the header's columns when the line has
+    exactly as many cells (else as a free-form line)."""
+    if columns is not None:
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter))
+        except (csv.Error, StopIteration):
+            cells = []
+        if len(cells) == columns.width:
+            return columns.name_from(cells), columns.cell(cells, columns.email).strip()
+    return _split_fields(line)
+
+
+def _not_an_address_warning(
+    line_no: int, raw: str, line: str, entry: Entry
+) -> LineIssue | None:
+    """``Bob <not-an-email>`` is meant as name and address; say the address is not
+    one rather than silently naming the link after the whole line."""
+    match = _ANGLE_RE.match(line)
+    if entry.email or match is None or not match["email"].strip():
+        return None
+    return LineIssue(
+        line_no,
+        raw,
+        str(
+            _(
+                "“%(text)s” looks like an e-mail address but is not one; the link "
+                "was named after the whole line and has no e-mail"
+            )
+            % {"text": match["email"].strip()}
+        ),
+    )
 
 
 def parse_entries(entries: Iterable[tuple[str, str | None]]) -> ParseResult:
@@ -282,6 +355,7 @@ def parse_entries(entries: Iterable[tuple[str, str | None]]) -> ParseResult:
     for index, (name, email) in enumerate(entries, start=1):
         if index > limit:
             result.errors.append(_too_many(index, limit))
+            result.over_limit = True
             break
         name, email = str(name or ""), str(email or "")
         raw = f"{name} <{email}>" if email else name
@@ -293,26 +367,148 @@ def parse_entries(entries: Iterable[tuple[str, str | None]]) -> ParseResult:
     return _dedupe(result)
 
 
-_HEADER_WORDS = {
-    "name",
-    "names",
-    "full name",
-    "imię",
-    "imie",
-    "imię i nazwisko",
-    "imie i nazwisko",
-    "nazwisko",
-    "email",
-    "e-mail",
-    "e-mail address",
-    "email address",
-    "mail",
-    "adres e-mail",
-    "adres email",
-}
+# Header words, compared lower-cased. A first-name and a surname column are joined
+# into one name (Polish Excel exports "Imię;Nazwisko;E-mail"), in that order
+# whatever order the columns come in.
+FULL_NAME_HEADERS = frozenset(
+    {
+        "name",
+        "names",
+        "full name",
+        "imię i nazwisko",
+        "imie i nazwisko",
+        "uczestnik",
+        "nazwa",
+    }
+)
+FIRST_NAME_HEADERS = frozenset(
+    {"imię", "imie", "first name", "firstname", "given name", "first"}
+)
+SURNAME_HEADERS = frozenset(
+    {"nazwisko", "last name", "lastname", "surname", "family name", "last"}
+)
+EMAIL_HEADERS = frozenset(
+    {
+        "email",
+        "e-mail",
+        "e-mail address",
+        "email address",
+        "mail",
+        "adres e-mail",
+        "adres email",
+    }
+)
 
 
-def _is_header(line: str) -> bool:
-    cells = [c.strip().strip('"').strip().lower() for c in re.split(r"[,;\t]", line)]
-    cells = [c for c in cells if c]
-    return bool(cells) and all(c in _HEADER_WORDS for c in cells)
+@dataclass(frozen=True)
+class Columns:
+    """Where a header row puts the name parts, the e-mail and any extra column.
+
+    ``name`` lists the columns joined (with a space) into the name; ``ignored`` holds
+    ``(position, header text)`` of every column nothing reads.
+    """
+
+    width: int
+    name: tuple[int, ...] = ()
+    email: int | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+    ignored: tuple[tuple[int, str], ...] = ()
+
+    def name_from(self, cells: list[str]) -> str:
+        return " ".join(
+            cells[i].strip() for i in self.name if i < len(cells) and cells[i].strip()
+        )
+
+    def cell(self, cells: list[str], index: int | None) -> str:
+        if index is None or index >= len(cells):
+            return ""
+        return cells[index]
+
+
+def _header_cell(cell: str) -> str:
+    return " ".join(cell.strip().strip("\ufeff").strip('"').strip().lower().split())
+
+
+def header_columns(
+    cells: list[str], extra: dict[str, frozenset[str]] | None = None
+) -> Columns | None:
+    """The columns of a header row, or None when ``cells`` is not a header.
+
+    A header names at least one name or e-mail column and holds no address (a data
+    row does). ``extra`` maps further keys to their header words (the subscriber
+    import's "lists" column).
+    """
+    extra = extra or {}
+    lowered = [_header_cell(c) for c in cells]
+    if any("@" in c for c in lowered):
+        return None
+    full = first = last = email = None
+    found: dict[str, int] = {}
+    ignored = []
+    for index, cell in enumerate(lowered):
+        if cell in FULL_NAME_HEADERS and full is None:
+            full = index
+        elif cell in FIRST_NAME_HEADERS and first is None:
+            first = index
+        elif cell in SURNAME_HEADERS and last is None:
+            last = index
+        elif cell in EMAIL_HEADERS and email is None:
+            email = index
+        else:
+            key = next(
+                (k for k, words in extra.items() if cell in words and k not in found),
+                None,
+            )
+            if key is not None:
+                found[key] = index
+            elif cell:
+                ignored.append((index, cells[index].strip().strip("\ufeff")))
+    if full is None and first is None and last is None and email is None:
+        return None
+    if full is not None:
+        name = (full,)
+        # A full-name column wins; first/surname columns beside it are not read.
+        ignored += [(i, cells[i].strip()) for i in (first, last) if i is not None]
+    else:
+        name = tuple(i for i in (first, last) if i is not None)
+    return Columns(
+        width=len(cells),
+        name=name,
+        email=email,
+        extra=found,
+        ignored=tuple(sorted(ignored)),
+    )
+
+
+def ignored_column_warnings(
+    columns: Columns, line_no: int, raw: str
+) -> list[LineIssue]:
+    """One warning per header column that nothing reads."""
+    return [
+        LineIssue(
+            line_no,
+            raw,
+            str(
+                _("the column “%(column)s” is not used; its values were ignored")
+                % {"column": header}
+            ),
+        )
+        for _index, header in columns.ignored
+    ]
+
+
+def detect_delimiter(line: str) -> str:
+    """The separator a spreadsheet used for ``line``: ``,``, ``;`` or TAB."""
+    counts = {sep: line.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+def _header(line: str) -> tuple[Columns, str] | None:
+    delimiter = detect_delimiter(line)
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return None
+    columns = header_columns(cells)
+    return (columns, delimiter) if columns is not None else None

@@ -20,29 +20,20 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .models import Subscriber, SubscriberList
-from .parsing import Entry, LineIssue, normalize_email, validate_entry
+from .parsing import (
+    Columns,
+    Entry,
+    LineIssue,
+    detect_delimiter,
+    header_columns,
+    ignored_column_warnings,
+    normalize_email,
+    validate_entry,
+)
 
 # What a list name in the "lists" column may be separated by (inside one cell).
 _LIST_SPLIT_RE = re.compile(r"[|;,]")
-_NAME_HEADERS = {
-    "name",
-    "full name",
-    "imię",
-    "imie",
-    "imię i nazwisko",
-    "imie i nazwisko",
-    "nazwisko",
-}
-_EMAIL_HEADERS = {
-    "email",
-    "e-mail",
-    "mail",
-    "email address",
-    "e-mail address",
-    "adres e-mail",
-    "adres email",
-}
-_LISTS_HEADERS = {"list", "lists", "lista", "listy"}
+_LISTS_HEADERS = frozenset({"list", "lists", "lista", "listy"})
 # Rows looked up or written per query (well under SQLite's variable limit).
 _CHUNK = 500
 
@@ -66,6 +57,10 @@ class ParsedImport:
     rows: list[ImportRow] = field(default_factory=list)
     errors: list[LineIssue] = field(default_factory=list)
     duplicates: list[LineIssue] = field(default_factory=list)
+    # Header columns nothing reads (a phone number, a company).
+    warnings: list[LineIssue] = field(default_factory=list)
+    # More lines than MAX_LINES: nothing may be imported from this parse.
+    over_limit: bool = False
 
 
 @dataclass
@@ -91,26 +86,11 @@ class ImportResult:
 
 def _detect_delimiter(text: str) -> str:
     first = next((line for line in text.splitlines() if line.strip()), "")
-    counts = {sep: first.count(sep) for sep in (",", ";", "\t")}
-    best = max(counts, key=lambda sep: counts[sep])
-    return best if counts[best] else ","
+    return detect_delimiter(first)
 
 
-def _header_map(cells: list[str]) -> dict[str, int] | None:
-    """Column positions when ``cells`` is a header row, else None."""
-    lowered = [c.strip().strip("\ufeff").lower() for c in cells]
-    mapping: dict[str, int] = {}
-    for index, cell in enumerate(lowered):
-        for key, words in (
-            ("name", _NAME_HEADERS),
-            ("email", _EMAIL_HEADERS),
-            ("lists", _LISTS_HEADERS),
-        ):
-            if cell in words and key not in mapping:
-                mapping[key] = index
-    if "email" in mapping or (mapping and all(c in _NAME_HEADERS for c in lowered)):
-        return mapping
-    return None
+# Without a header: name, e-mail, lists.
+_DEFAULT_COLUMNS = Columns(width=3, name=(0,), email=1, extra={"lists": 2})
 
 
 def _split_lists(cell: str) -> tuple[str, ...]:
@@ -138,7 +118,7 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
     # would split on): those stay in the cell and are refused as control characters.
     lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, delimiter=_detect_delimiter(text))
-    columns = {"name": 0, "email": 1, "lists": 2}
+    columns = _DEFAULT_COLUMNS
     first = True
     seen: dict[str, int] = {}
     count = 0
@@ -167,9 +147,9 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
             continue
         if first:
             first = False
-            header = _header_map(cells)
+            header = header_columns(cells, {"lists": _LISTS_HEADERS})
             if header is not None:
-                if "email" not in header:
+                if header.email is None:
                     result.errors.append(
                         LineIssue(
                             line_no, raw, str(_("the header has no e-mail column"))
@@ -177,6 +157,7 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
                     )
                     return result
                 columns = header
+                result.warnings += ignored_column_warnings(header, line_no, raw)
                 continue
         count += 1
         if count > limit:
@@ -193,6 +174,7 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
                     ),
                 )
             )
+            result.over_limit = True
             break
         outcome = _validate_row(line_no, raw, cells, columns)
         if isinstance(outcome, LineIssue):
@@ -216,18 +198,12 @@ def parse_subscriber_csv(text: str) -> ParsedImport:
     return result
 
 
-def _cell(cells: list[str], index: int | None) -> str:
-    if index is None or index >= len(cells):
-        return ""
-    return cells[index]
-
-
 def _validate_row(
-    line_no: int, raw: str, cells: list[str], columns: dict[str, int]
+    line_no: int, raw: str, cells: list[str], columns: Columns
 ) -> ImportRow | LineIssue:
-    name = _cell(cells, columns.get("name"))
-    email = _cell(cells, columns.get("email"))
-    lists = _cell(cells, columns.get("lists"))
+    name = columns.name_from(cells)
+    email = columns.cell(cells, columns.email)
+    lists = columns.cell(cells, columns.extra.get("lists"))
     if "@" not in email and len(cells) == 1 and "@" in name:
         # A bare list of addresses, one a line.
         name, email = "", name
@@ -280,7 +256,9 @@ def import_subscribers(
     result = ImportResult(parsed=parsed)
     existing = _existing_ids(parsed)
     result.existing = _existing_issues(parsed, existing)
-    if (parsed.errors and not skip_invalid) or not parsed.rows:
+    if (parsed.errors and not skip_invalid) or parsed.over_limit or not parsed.rows:
+        # Over the line limit the rest of the file was not read: importing the
+        # first part would look like success.
         return result
     source = source or str(_("CSV import"))
     try:

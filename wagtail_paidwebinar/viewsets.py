@@ -22,6 +22,7 @@ from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 from wagtail.snippets.views.snippets import IndexView, SnippetViewSet
 
 from . import actions
+from .csvutils import excel_url, uses_decimal_comma
 from .filters import PersonalLinkFilterSet
 from .forms.links import PersonalLinkEditForm
 from .models import LinkStatus, PersonalLink
@@ -88,14 +89,20 @@ class PersonalLinkIndexView(IndexView):
     def header_more_buttons(self):
         query = self.request.GET.urlencode()
         url = reverse(self.viewset.get_url_name("export"))
-        return [
-            Button(
-                _("Download CSV"),
-                url=f"{url}?{query}" if query else url,
-                icon_name="download",
-                priority=10,
-            )
+        url = f"{url}?{query}" if query else url
+        buttons = [
+            Button(_("Download CSV"), url=url, icon_name="download", priority=10)
         ]
+        if uses_decimal_comma():
+            buttons.append(
+                Button(
+                    _("CSV (Excel)"),
+                    url=excel_url(url),
+                    icon_name="download",
+                    priority=11,
+                )
+            )
+        return buttons
 
     def get_list_more_buttons(self, instance):
         buttons = []

@@ -2,12 +2,14 @@
 modeladmin.py and mailing/."""
 
 from wagtail import hooks
+from wagtail.admin import messages
 from wagtail.snippets.models import register_snippet
 from wagtail_modeladmin.options import modeladmin_register
 
 from . import actions, gate
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
+from .models.pages import public_room_message
 from .views import attendance
 from .viewsets import PersonalLinkViewSet, RevokeBulkAction
 
@@ -35,6 +37,14 @@ def paidwebinar_gate(callback):
         return gate.serve_webinar(page, request, callback, serve_args, serve_kwargs)
 
     return inner
+
+
+@hooks.register("after_publish_page")
+def paidwebinar_public_room_warning(request, page):
+    """Publishing a room anyone can enter is allowed, but never unnoticed."""
+    specific = page.specific
+    if isinstance(specific, WebinarPage) and specific.room_is_public():
+        messages.warning(request, public_room_message(specific))
 
 
 # --- attendance (views/attendance.py) ----------------------------------------------

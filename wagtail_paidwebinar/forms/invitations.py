@@ -10,6 +10,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from ..csvutils import read_upload
 from ..models import Subscriber, SubscriberList, WebinarPage
 from ..parsing import BIDI_CONTROLS, LineIssue, normalize_email, validate_entry
+from .links import refuse_over_limit, webinar_label
 
 # Largest CSV accepted by the import (bytes); 100,000 lines of "name,email" fit.
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -88,6 +89,7 @@ class SubscriberImportForm(forms.Form):
             raise ValidationError(
                 _("Choose a CSV file or paste the rows."), code="empty"
             )
+        refuse_over_limit(cleaned["csv_text"])
         return cleaned
 
 
@@ -121,6 +123,13 @@ class SubscriberForm(WagtailAdminModelForm):
         return cleaned
 
 
+LINK_HOLDERS_HELP = _(
+    "Everyone with a personal link and an e-mail for this webinar. This is an "
+    "access e-mail, not marketing: it also reaches people who unsubscribed from "
+    "your lists and carries no unsubscribe link."
+)
+
+
 class MailingForm(WagtailAdminModelForm):
     """The compose form (the model's panels pick the fields)."""
 
@@ -129,9 +138,14 @@ class MailingForm(WagtailAdminModelForm):
         webinar = self.fields.get("webinar")
         if webinar is not None:
             webinar.queryset = WebinarPage.objects.order_by("-starts_at", "title")
+            webinar.label_from_instance = webinar_label
         subject = self.fields.get("subject")
         if subject is not None:
             subject.validators.append(reject_header_breaks)
+        holders = self.fields.get("include_link_holders")
+        if holders is not None:
+            # Said here rather than on the model field (no migration for a text).
+            holders.help_text = LINK_HOLDERS_HELP
 
     def clean(self):
         cleaned = super().clean()

@@ -12,19 +12,33 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.widgets import AdminDateTimeInput
 
 from .. import conf
-from ..csvutils import read_upload
+from ..csvutils import read_upload, too_many_lines_message
 from ..models import PersonalLink, WebinarPage
-from ..parsing import Entry, normalize_email, validate_entry
+from ..parsing import Entry, count_lines, normalize_email, validate_entry
 
 MAX_VALID_FOR_DAYS = 3650
 
 
+def refuse_over_limit(text: str) -> None:
+    """Refuse a list over ``MAX_LINES`` as a whole, before anything is created."""
+    limit = int(conf.get_setting("MAX_LINES"))
+    count = count_lines(text)
+    if count > limit:
+        raise ValidationError(too_many_lines_message(count, limit), code="too_many")
+
+
+def webinar_label(obj: WebinarPage) -> str:
+    """A webinar in a chooser: title and start in the webinar's own zone, named
+    (an editor abroad otherwise reads the time in the wrong zone)."""
+    if obj.starts_at:
+        when = obj.local_starts_at.strftime("%Y-%m-%d %H:%M")
+        return f"{obj.title} ({when} {obj.tzinfo.key})"
+    return obj.title
+
+
 class WebinarChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
-        if obj.starts_at:
-            when = timezone.localtime(obj.starts_at).strftime("%Y-%m-%d %H:%M")
-            return f"{obj.title} ({when})"
-        return obj.title
+        return webinar_label(obj)
 
 
 class GenerateLinksForm(forms.Form):
@@ -69,9 +83,22 @@ class GenerateLinksForm(forms.Form):
         required=False,
         help_text=_("Otherwise the valid lines are created and the bad ones listed."),
     )
+    # The second step, shown when lines match existing links of the webinar.
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    attach_emails = forms.BooleanField(
+        label=_("Attach the e-mail addresses to the existing links"),
+        required=False,
+        help_text=_(
+            "Otherwise each of these people gets a second link, and the first one "
+            "keeps working."
+        ),
+    )
 
-    def __init__(self, *args, webinar_queryset=None, **kwargs):
+    def __init__(self, *args, webinar_queryset=None, confirming=False, **kwargs):
         super().__init__(*args, **kwargs)
+        if not confirming:
+            # Offered on the confirmation step only, next to the matches it is about.
+            del self.fields["attach_emails"]
         if webinar_queryset is None:
             webinar_queryset = WebinarPage.objects.all()
         self.fields["webinar"].queryset = webinar_queryset.order_by(
@@ -99,6 +126,7 @@ class GenerateLinksForm(forms.Form):
             cleaned["text"] = names
         if not cleaned["text"].strip():
             raise ValidationError(_("Paste at least one name or upload a list."))
+        refuse_over_limit(cleaned["text"])
 
         expires_at, days = cleaned.get("expires_at"), cleaned.get("valid_for_days")
         if expires_at and days:

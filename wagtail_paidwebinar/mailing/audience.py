@@ -41,10 +41,18 @@ CHUNK = 2000
 
 class Planned(NamedTuple):
     """One address of a mailing not started yet: a link holder (``subscriber``
-    None) or a member with their live link, if they have one."""
+    None) or a member with their live link, if they have one. ``skipped`` says why
+    start will fail the row instead of sending (empty: it will be sent)."""
 
     link: PersonalLink | None
     subscriber: Subscriber | None = None
+    skipped: str = ""
+
+
+def dead_link_reason() -> str:
+    """Why a member whose link is revoked or expired gets no e-mail (the failed
+    row's error and the admin's "skipped" list say the same)."""
+    return _("The personal link is revoked or expired.")
 
 
 def valid_links(webinar_id: int, now) -> QuerySet[PersonalLink]:
@@ -120,8 +128,20 @@ def _with_live_links(
         email_normalized__in=[s.email_normalized for s in subscribers]
     )
     links = {link.email_normalized: link for link in live.order_by("name", "pk")}
+    # A member whose link exists but is not live gets a failed row at start.
+    dead = set(
+        PersonalLink.objects.filter(
+            webinar_id=mailing.webinar_id,
+            email_normalized__in=[s.email_normalized for s in subscribers],
+        )
+        .exclude(email_normalized__in=list(links))
+        .values_list("email_normalized", flat=True)
+    )
     for subscriber in subscribers:
-        yield Planned(links.get(subscriber.email_normalized), subscriber)
+        if subscriber.email_normalized in dead:
+            yield Planned(None, subscriber, dead_link_reason())
+        else:
+            yield Planned(links.get(subscriber.email_normalized), subscriber)
 
 
 def planned_link_holder(mailing: Mailing, link_id: int) -> PersonalLink | None:
@@ -211,7 +231,7 @@ def _chunk_rows(mailing, webinar, chunk, user):
         elif not link.is_live(now):
             row.link_id = link.pk
             row.status = RecipientStatus.FAILED
-            row.last_error = _("The personal link is revoked or expired.")
+            row.last_error = dead_link_reason()
         else:
             row.link_id = link.pk
         yield row

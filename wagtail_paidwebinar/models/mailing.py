@@ -6,6 +6,7 @@ these models only hold state and small read-only helpers.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.conf import settings
@@ -117,6 +118,10 @@ class Signature(models.Model):
         return self.name
 
 
+# The {{ webinar }} merge field (mailing/render.py merges every field when sending).
+_WEBINAR_FIELD_RE = re.compile(r"\{\{\s*webinar\s*\}\}")
+
+
 class MailingStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
     QUEUED = "queued", _("Queued")
@@ -220,6 +225,13 @@ class Mailing(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+    def display_subject(self) -> str:
+        """The subject as listings show it: ``{{ webinar }}`` filled in with the
+        webinar's title; personal fields (``{{ name }}``...) stay as written."""
+        return _WEBINAR_FIELD_RE.sub(
+            lambda _match: self.webinar.title, self.subject or ""
+        )
 
     @property
     def is_subscriber_mailing(self) -> bool:

@@ -13,10 +13,12 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import (
     FieldPanel,
     FieldRowPanel,
+    HelpPanel,
     MultiFieldPanel,
     ObjectList,
     TabbedInterface,
@@ -87,6 +89,42 @@ class WebinarIndexPage(Page):
             now=timezone.now(),
         )
         return context
+
+
+def public_room_message(page: WebinarPage) -> str:
+    """The warning an editor gets on publishing a public room."""
+    return str(
+        _(
+            "“%(title)s” is published with link sharing on and no room password: "
+            "anyone with the page address gets into the room."
+        )
+        % {"title": page.title}
+    )
+
+
+class PublicRoomWarningPanel(HelpPanel):
+    """A warning on the Access tab, shown only while the room is public."""
+
+    def __init__(self, **kwargs):
+        # Lazy: translated when the editor's page renders, in their language.
+        kwargs.setdefault(
+            "content",
+            format_lazy(
+                '<p id="pw-public-room-warning">{}</p>',
+                _(
+                    "This room is public: link sharing is on and there is no room "
+                    "password, so anyone with the page address gets in. Set a "
+                    "password or turn link sharing off to admit only your "
+                    "participants."
+                ),
+            ),
+        )
+        kwargs.setdefault("classname", "help-block help-warning")
+        super().__init__(**kwargs)
+
+    class BoundPanel(HelpPanel.BoundPanel):
+        def is_shown(self) -> bool:
+            return self.instance.room_is_public() and super().is_shown()
 
 
 class WebinarPage(Page):
@@ -219,6 +257,7 @@ class WebinarPage(Page):
     ]
     room_panels = [FieldPanel("room")]
     access_panels = [
+        PublicRoomWarningPanel(),
         MultiFieldPanel(
             [
                 FieldPanel("room_password"),
@@ -226,6 +265,12 @@ class WebinarPage(Page):
                 FieldPanel("max_devices_per_link"),
             ],
             heading=_("Who gets in"),
+            help_text=_(
+                "A changed password or sharing setting takes effect only when the "
+                "page is published; “Save draft” keeps the published settings in "
+                "force. With link sharing on and no room password, anyone who has "
+                "the page address gets in."
+            ),
         ),
         FieldRowPanel(
             [FieldPanel("opens_minutes_before"), FieldPanel("closes_minutes_after")],
@@ -285,6 +330,21 @@ class WebinarPage(Page):
     def is_live(self, now: dt.datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.starts_at <= now <= self.ends_at
+
+    def is_room_closed(self, now: dt.datetime | None = None) -> bool:
+        """True once the access window has closed (never without a window)."""
+        closes = self.access_closes_at
+        return closes is not None and closes < (now or timezone.now())
+
+    @property
+    def local_access_closes_at(self) -> dt.datetime | None:
+        closes = self.access_closes_at
+        return closes.astimezone(self.tzinfo) if closes is not None else None
+
+    def room_is_public(self) -> bool:
+        """Link sharing on with no room password: the page address alone admits
+        anyone, personal links or not. Allowed, but editors are warned."""
+        return self.allow_link_sharing and not self.room_password
 
     @property
     def cta_text(self) -> str:

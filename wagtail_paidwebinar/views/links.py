@@ -25,7 +25,14 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
 from .. import actions
-from ..csvutils import csv_response, too_large_message
+from ..csvutils import (
+    csv_response,
+    excel_delimiter,
+    excel_url,
+    too_large_message,
+    uses_decimal_comma,
+    wants_excel,
+)
 from ..filters import filtered_links
 from ..forms.links import GenerateLinksForm
 from ..models import PersonalLink, WebinarPage
@@ -39,10 +46,16 @@ RESULT_TTL_SECONDS = 60 * 60
 RESULTS_KEPT = 3
 # Issues kept for the result page; a 10,000-line paste of garbage is summarised.
 ISSUES_KEPT = 500
-# Rows shown on the result page; "copy all" and the CSV always hold every link.
-ROWS_SHOWN = 1000
+# Rows shown on the result page: a page of 100,000 rows weighs megabytes and
+# nobody reads it. "Copy all" holds up to COPY_ALL_MAX links (about 100 bytes
+# each); the CSV always holds every link.
+ROWS_SHOWN = 200
+COPY_ALL_MAX = 10_000
 
 LINK_ACTIONS = ("revoke", "reset", "reissue")
+# The confirmation step re-posts the list in the form; a list larger than what a
+# form may carry (a big uploaded file) is generated without it, warnings after.
+CONFIRM_MAX_CHARS = 1024 * 1024
 
 
 class LinkAdminMixin(PermissionCheckedMixin, WagtailAdminTemplateMixin):
@@ -120,6 +133,7 @@ def store_result(request, webinar, result) -> str:
         "errors": _issues(result.errors),
         "warnings": _issues(result.warnings),
         "counts": [len(result.duplicates), len(result.errors), len(result.warnings)],
+        "attached": [(link.name, link.email) for link in result.attached[:ISSUES_KEPT]],
         "aborted": result.aborted,
     }
     request.session[SESSION_KEY] = results
@@ -152,6 +166,11 @@ class GenerateView(LinkAdminMixin, FormView):
                 initial["webinar"] = webinars[0]
         return initial
 
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["confirming"] = self.request.POST.get("confirmed") == "True"
+        return kwargs
+
     def get_form(self, form_class=None):
         if self.too_big:
             # The body was not read: show an empty form with the explanation.
@@ -174,15 +193,33 @@ class GenerateView(LinkAdminMixin, FormView):
 
     def form_valid(self, form):
         webinar = form.cleaned_data["webinar"]
+        text = form.cleaned_data["text"]
+        if not form.cleaned_data["confirmed"] and len(text) <= CONFIRM_MAX_CHARS:
+            # Before creating anything: say which lines meet links this webinar
+            # already has, and let the organiser attach e-mails instead.
+            matches = actions.preview_generation(webinar, text)
+            if matches.needs_confirmation:
+                return self.render_to_response(
+                    self.get_context_data(
+                        form=self.confirmation_form(text), matches=matches
+                    )
+                )
         result = actions.generate_links(
             webinar,
-            form.cleaned_data["text"],
+            text,
             expires_at=form.cleaned_data["expires"],
             user=self.request.user,
             all_or_nothing=form.cleaned_data["all_or_nothing"],
+            attach_emails=form.cleaned_data.get("attach_emails", False),
         )
         key = store_result(self.request, webinar, result)
         return redirect(self.viewset.get_url_name("generate_result"), key=key)
+
+    def confirmation_form(self, text: str) -> GenerateLinksForm:
+        """The same choices again, the list pasted (an upload cannot be re-sent)."""
+        data = self.request.POST.copy()
+        data.update({"names": text, "confirmed": "True", "attach_emails": "on"})
+        return GenerateLinksForm(data=data, confirming=True)
 
 
 def generate_view(viewset):
@@ -242,24 +279,29 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
         links = self.get_links()
         show_urls = can_see_link_urls(self.request.user)
         rows = list(with_urls(links)) if show_urls else [(x, "") for x in links]
+        can_copy_all = show_urls and len(rows) <= COPY_ALL_MAX
+        csv_url = reverse(
+            self.viewset.get_url_name("generate_result_csv"),
+            kwargs={"key": self.kwargs["key"]},
+        )
         duplicates, errors, warnings = self.result["counts"]
         context.update(
             {
                 "result": self.result,
                 "created_count": len(links),
                 "rows": rows[:ROWS_SHOWN],
+                "rows_shown": min(len(rows), ROWS_SHOWN),
                 "rows_hidden": max(0, len(rows) - ROWS_SHOWN),
                 "show_urls": show_urls,
+                "can_copy_all": can_copy_all,
                 "all_links_text": "\n".join(f"{link.name}\t{url}" for link, url in rows)
-                if show_urls
+                if can_copy_all
                 else "",
                 "duplicates_count": duplicates,
                 "errors_count": errors,
                 "warnings_count": warnings,
-                "csv_url": reverse(
-                    self.viewset.get_url_name("generate_result_csv"),
-                    kwargs={"key": self.kwargs["key"]},
-                ),
+                "csv_url": csv_url,
+                "excel_csv_url": excel_url(csv_url) if uses_decimal_comma() else "",
                 "generate_url": reverse(self.viewset.get_url_name("generate")),
             }
         )
@@ -279,6 +321,7 @@ class GenerateResultCSVView(GenerateResultMixin, View):
             "personal-links-new.csv",
             actions.export_header(),
             actions.export_rows(links),
+            delimiter=excel_delimiter() if wants_excel(request) else ",",
         )
 
 
@@ -303,6 +346,7 @@ class ExportView(LinkAdminMixin, View):
             actions.export_rows(
                 queryset.iterator(chunk_size=2000), with_urls=with_urls
             ),
+            delimiter=excel_delimiter() if wants_excel(request) else ",",
         )
 
 

@@ -10,8 +10,10 @@ counts for templates. Nothing here writes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
+
+from django.utils import timezone
 
 from ..mailing import audience
 from ..models import Mailing, MailingRecipient, PersonalLink, Subscriber
@@ -31,6 +33,12 @@ class AudienceEntry:
     link: PersonalLink | None = None
     subscriber: Subscriber | None = None
     recipient: MailingRecipient | None = None
+    # Why sending will skip this address (empty: it gets the e-mail).
+    skipped: str = ""
+
+
+# Skipped addresses listed by name on the "Send" confirmation (the rest counted).
+SKIPPED_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class AudienceSummary:
     unsubscribed: int
     total: int
     without_link: int
+    skipped_count: int = 0
+    skipped: list[AudienceEntry] = field(default_factory=list)
 
 
 def _row_entry(row: MailingRecipient) -> AudienceEntry:
@@ -54,7 +64,7 @@ def _row_entry(row: MailingRecipient) -> AudienceEntry:
 
 
 def _planned_entry(planned: audience.Planned) -> AudienceEntry:
-    link, subscriber = planned
+    link, subscriber, skipped = planned
     if subscriber is None:
         return AudienceEntry(
             key=f"l{link.pk}", name=link.name, email=link.email, link=link
@@ -65,6 +75,7 @@ def _planned_entry(planned: audience.Planned) -> AudienceEntry:
         email=subscriber.email,
         link=link,
         subscriber=subscriber,
+        skipped=skipped,
     )
 
 
@@ -78,26 +89,60 @@ def iter_audience(mailing: Mailing) -> Iterator[AudienceEntry]:
         yield _planned_entry(planned)
 
 
+def iter_invited(mailing: Mailing) -> Iterator[AudienceEntry]:
+    """Who to invite "from your own mailbox" (the export and the copy-message page):
+    the addresses the engine sends to (or sent to) whose link still admits, then,
+    for a link-holder mailing, the live links without an e-mail, with no address
+    (the organiser reaches them another way). Revoked and expired links are never
+    handed out, as the engine never sends them."""
+    now = timezone.now()
+    for entry in iter_audience(mailing):
+        if entry.skipped:
+            continue
+        if entry.link is not None and not entry.link.is_live(now):
+            continue
+        if entry.recipient is not None and entry.link is None:
+            continue  # a failed row: no link could be issued
+        yield entry
+    if mailing.include_link_holders:
+        names_only = (
+            PersonalLink.objects.live(now)
+            .filter(webinar_id=mailing.webinar_id, email_normalized="")
+            .order_by("name", "pk")
+        )
+        for link in names_only.iterator(chunk_size=CHUNK):
+            yield AudienceEntry(key=f"l{link.pk}", name=link.name, email="", link=link)
+
+
 def page_of(
     mailing: Mailing, number: object, per_page: int
 ) -> tuple[list[AudienceEntry], int, bool]:
-    """One page of :func:`iter_audience` without loading the rest:
+    """One page of :func:`iter_invited` without loading the rest:
     ``(entries, page number, has_next)``; a bad page number means page 1."""
     try:
         page = max(1, min(int(str(number)), 10**6))
     except ValueError:
         page = 1
-    stream = islice(iter_audience(mailing), (page - 1) * per_page, page * per_page + 1)
+    stream = islice(iter_invited(mailing), (page - 1) * per_page, page * per_page + 1)
     entries = list(stream)
     return entries[:per_page], page, len(entries) > per_page
 
 
 def summarize(mailing: Mailing) -> AudienceSummary:
-    """Counts for the "Send" confirmation page."""
+    """Counts for the "Send" confirmation page, by the rules ``start_mailing``
+    applies: an address it will fail (a revoked or expired link) is listed as
+    skipped with the reason, not counted as a recipient."""
     link_holders = 0
     subscribers = 0
     without_link = 0
+    skipped: list[AudienceEntry] = []
+    skipped_count = 0
     for entry in iter_audience(mailing):
+        if entry.skipped:
+            skipped_count += 1
+            if len(skipped) < SKIPPED_SHOWN:
+                skipped.append(entry)
+            continue
         if entry.subscriber is not None and entry.recipient is None:
             subscribers += 1
         elif entry.recipient is None:
@@ -110,6 +155,8 @@ def summarize(mailing: Mailing) -> AudienceSummary:
         unsubscribed=audience.unsubscribed_member_count(mailing),
         total=link_holders + subscribers,
         without_link=without_link,
+        skipped_count=skipped_count,
+        skipped=skipped,
     )
 
 

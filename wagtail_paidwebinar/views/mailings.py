@@ -366,7 +366,7 @@ class MailingExportView(MailingView):
         password = mailing.webinar.room_password
         rows = (
             (entry.name, entry.email, build(entry.link), password)
-            for entry in audience.iter_audience(mailing)
+            for entry in audience.iter_invited(mailing)
         )
         return csv_response(
             f"mailing-{mailing.pk}-recipients.csv",

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail.admin import messages
 
-from ..csvutils import csv_response
+from ..csvutils import csv_response, excel_delimiter, wants_excel
 from ..forms.invitations import SubscriberImportForm
 from ..subscribers import (
     filtered_subscribers,
@@ -76,12 +76,16 @@ class SubscriberImportView(InvitationsView):
 
 class SubscriberExportView(InvitationsView):
     def get(self, request):
+        # The plain CSV keeps machine-readable English headers (scripts read it);
+        # "CSV (Excel)" is for people: translated headers, yes/no in their language.
+        excel = wants_excel(request)
+        yes, no = (_("yes"), _("no")) if excel else ("yes", "no")
         rows = (
             (
                 s.name,
                 s.email,
                 " | ".join(lst.name for lst in s.lists.all()),
-                "yes" if s.subscribed else "no",
+                yes if s.subscribed else no,
                 s.source,
                 s.created_at.isoformat(),
             )
@@ -89,8 +93,19 @@ class SubscriberExportView(InvitationsView):
                 chunk_size=1000
             )
         )
+        header = ["name", "email", "lists", "subscribed", "source", "created_at"]
+        if excel:
+            header = [
+                _("Name"),
+                _("E-mail"),
+                _("Lists"),
+                _("Subscribed"),
+                _("Source"),
+                _("Created at"),
+            ]
         return csv_response(
             "subscribers.csv",
-            ["name", "email", "lists", "subscribed", "source", "created_at"],
+            header,
             rows,
+            delimiter=excel_delimiter() if excel else ",",
         )
