@@ -251,6 +251,7 @@ class MailingCreateView(CreateView):
             audience=form.audience(),
             signature=data.get("signature"),
             user=self.request.user,
+            language=data.get("language", ""),
         )
         messages.success(
             self.request,

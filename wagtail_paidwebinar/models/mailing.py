@@ -175,6 +175,26 @@ class Mailing(models.Model):
         related_name="+",
         help_text=_('Empty: the signature in Settings → "Webinar mailing".'),
     )
+    # The language of the whole e-mail, built-in parts included (access box, footer,
+    # .ics): never the language of whoever presses Send. Blank: the webinar's
+    # (mailing/render.py mailing_language).
+    language = models.CharField(
+        _("language"),
+        max_length=15,
+        blank=True,
+        default="",
+        help_text=_("Empty: the webinar page's language."),
+    )
+    # A one-recipient invitation (mailing/invitations.py): the link it goes to.
+    invitation_link = models.ForeignKey(
+        "wagtail_paidwebinar.PersonalLink",
+        verbose_name=_("invitation to"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="invitations",
+    )
     status = models.CharField(
         _("status"),
         max_length=16,
@@ -207,6 +227,7 @@ class Mailing(models.Model):
         FieldPanel("subject"),
         FieldPanel("body_html"),
         FieldPanel("signature"),
+        FieldPanel("language"),
     ]
 
     class Meta:
@@ -220,6 +241,11 @@ class Mailing(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+    @property
+    def is_invitation(self) -> bool:
+        """A one-recipient invitation (:func:`..mailing.send_invitation`)."""
+        return self.invitation_link_id is not None
 
     @property
     def is_subscriber_mailing(self) -> bool:
