@@ -24,6 +24,7 @@ from wagtail.snippets.views.snippets import IndexView, SnippetViewSet
 from . import actions
 from .filters import PersonalLinkFilterSet
 from .forms.links import PersonalLinkEditForm
+from .mailing.invitations import with_invitation_sent_at
 from .models import LinkStatus, PersonalLink
 from .permissions import can_see_link_urls
 from .views import links as link_views
@@ -52,12 +53,13 @@ class PersonalLinkIndexView(IndexView):
     viewset = None
 
     def get_base_queryset(self):
-        return (
+        queryset = (
             super()
             .get_base_queryset()
             .select_related("webinar")
             .annotate(device_count=Count("devices"))
         )
+        return with_invitation_sent_at(queryset)
 
     @cached_property
     def columns(self):
@@ -182,6 +184,12 @@ class PersonalLinkViewSet(SnippetViewSet):
         ),
         Column("device_count", label=_("Devices"), sort_key="device_count"),
         DateColumn("last_seen_at", label=_("Last seen"), sort_key="last_seen_at"),
+        DateColumn(
+            "invitation_sent_at",
+            label=_("Invitation sent"),
+            sort_key="invitation_sent_at",
+        ),
+        Column("payment_reference", label=_("Payment reference")),
     ]
     edit_handler = ObjectList(
         [FieldPanel("name"), FieldPanel("email"), FieldPanel("expires_at")],
