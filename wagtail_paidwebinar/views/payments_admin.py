@@ -152,6 +152,7 @@ class WebhookTestView(PaymentsAdminView):
             secrets=[mask(s) for s in secrets],
             example=example_request(webinar, secrets[0] if secrets else "", timestamp),
             tolerance_minutes=payments.TOLERANCE_SECONDS // 60,
+            example_email=EXAMPLE_EMAIL,
             stripe_url=_endpoint("stripe_webhook"),
             stripe_secrets=[mask(s) for s in payments.stripe_secrets()],
         )
