@@ -207,3 +207,14 @@ def test_a_mailing_may_choose_its_language(
     with django_capture_on_commit_callbacks(execute=True):
         start_mailing(mailing)
     assert POLISH_ACCESS in mail.outbox[0].body
+
+
+def test_the_database_keeps_one_first_invitation_per_link(webinar):
+    from django.db import IntegrityError, transaction
+
+    link = make_holder(webinar)
+    create_mailing(webinar, subject="A", body_html="", audience=link)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        create_mailing(webinar, subject="B", body_html="", audience=link)
+    # A re-send is the one way to a second one.
+    create_mailing(webinar, subject="C", body_html="", audience=link, resend=True)

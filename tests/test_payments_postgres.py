@@ -97,7 +97,7 @@ def test_refund_racing_its_purchase_never_leaves_a_live_link(index, webhook_secr
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-        live = PersonalLink.objects.live().filter(payment_reference=reference)
+        live = PersonalLink.objects.live().filter(payment__reference=reference)
         assert not live.exists()
 
 

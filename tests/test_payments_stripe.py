@@ -66,7 +66,10 @@ def test_checkout_session_issues_the_link_and_queues_the_invitation(
         "invitation": "queued",
     }
     assert (link.name, link.email) == ("Ola Kowalska", "ola@example.org")
-    assert (link.payment_reference, link.payment_intent) == ("cs_test_a1", "pi_3Pa")
+    assert (link.payment.reference, link.payment.payment_intent) == (
+        "cs_test_a1",
+        "pi_3Pa",
+    )
     assert MailingRecipient.objects.get().link == link
     # Stripe retries: the same event again changes nothing.
     again = post_stripe(client, session_completed(webinar.pk))

@@ -43,8 +43,8 @@ class PersonalLinkFilterSet(WagtailFilterSet):
         if value is None:
             return queryset
         if value:
-            return queryset.exclude(payment_reference="")
-        return queryset.filter(payment_reference="")
+            return queryset.filter(payment__isnull=False)
+        return queryset.filter(payment__isnull=True)
 
 
 def filtered_links(request) -> tuple[QuerySet, WebinarPage | None]:

@@ -12,7 +12,7 @@ invitation without the organiser touching anything. The HTTP views
   timestamp more than :data:`TOLERANCE_SECONDS` away refuses a replay captured
   earlier. Within the tolerance a replay is harmless: every event is idempotent.
 - **Purchase** (:func:`record_purchase`) is idempotent by the shop's reference,
-  unique per webinar on ``PersonalLink.payment_reference``. Purchases and refunds
+  unique per webinar (:class:`~.models.LinkPayment`). Purchases and refunds
   of one webinar are serialised by a row lock on the webinar, so a refund racing
   its purchase cannot slip between the purchase's "refunded already?" check and
   its insert.
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.log_actions import log
@@ -44,6 +45,7 @@ from .mailing.invitations import InvitationStatus, send_invitation
 from .models import (
     DeliveryOutcome,
     LinkDevice,
+    LinkPayment,
     PaymentRefund,
     PaymentSource,
     PersonalLink,
@@ -223,10 +225,13 @@ def record_purchase(
 
 def _purchase(webinar, name, email, reference, payment_intent, invite, source):
     _lock_webinar(webinar)
-    link = PersonalLink.objects.filter(
-        webinar=webinar, payment_reference=reference
-    ).first()
-    if link is not None:
+    payment = (
+        LinkPayment.objects.select_related("link", "link__webinar")
+        .filter(webinar=webinar, reference=reference)
+        .first()
+    )
+    if payment is not None:
+        link = payment.link
         return PurchaseResult(
             link, False, _invite(link, invite), DeliveryOutcome.EXISTING
         )
@@ -245,16 +250,22 @@ def _purchase(webinar, name, email, reference, payment_intent, invite, source):
         # The same buyer bought again (or was on a pasted list): their link now
         # belongs to this order, so a refund of an older one no longer revokes it.
         restored = link.revoked_at is not None
-        link.payment_reference = reference
-        link.payment_intent = payment_intent
-        fields = ["payment_reference", "payment_intent"]
         if restored:
             LinkDevice.objects.filter(link=link).delete()
             link.revoked_at = None
             link.claimed_at = None
             link.salt = tokens.new_salt()
-            fields += ["revoked_at", "claimed_at", "salt"]
-        link.save(update_fields=fields)
+            link.save(update_fields=["revoked_at", "claimed_at", "salt"])
+        LinkPayment.objects.update_or_create(
+            link=link,
+            defaults={
+                "webinar": webinar,
+                "reference": reference,
+                "payment_intent": payment_intent,
+                "source": source,
+                "created_at": timezone.now(),
+            },
+        )
         log(
             link,
             ACTION_PURCHASE,
@@ -268,8 +279,13 @@ def _purchase(webinar, name, email, reference, payment_intent, invite, source):
             name=name,
             email=email,
             email_normalized=email_normalized,
-            payment_reference=reference,
+        )
+        LinkPayment.objects.create(
+            link=link,
+            webinar=webinar,
+            reference=reference,
             payment_intent=payment_intent,
+            source=source,
         )
     log(link, ACTION_PURCHASE, data={**data, "name": link.name, "restored": False})
     return PurchaseResult(link, True, _invite(link, invite), DeliveryOutcome.CREATED)
@@ -295,10 +311,10 @@ def record_refund(
         if webinar is not None:
             _lock_webinar(webinar)
             links = PersonalLink.objects.filter(
-                webinar=webinar, payment_reference=reference
+                payment__webinar=webinar, payment__reference=reference
             )
         else:
-            links = PersonalLink.objects.filter(payment_intent=payment_intent)
+            links = PersonalLink.objects.filter(payment__payment_intent=payment_intent)
         found = list(links.select_related("webinar").order_by("pk"))
         if not found:
             PaymentRefund.objects.bulk_create(

@@ -8,7 +8,7 @@ duplicate checks; the stock edit form stays for fixing a name, e-mail or expiry.
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, F
 from django.shortcuts import get_list_or_404
 from django.urls import path, reverse
 from django.utils.functional import cached_property
@@ -57,7 +57,10 @@ class PersonalLinkIndexView(IndexView):
             super()
             .get_base_queryset()
             .select_related("webinar")
-            .annotate(device_count=Count("devices"))
+            .annotate(
+                device_count=Count("devices"),
+                payment_reference=F("payment__reference"),
+            )
         )
         return with_invitation_sent_at(queryset)
 

@@ -47,15 +47,18 @@ def create_mailing(
     signature: Signature | None = None,
     user=None,
     language: str = "",
+    resend: bool = False,
 ) -> Mailing:
     """Create a draft mailing (nothing is sent until :func:`start_mailing`).
 
     ``audience`` is ``"link_holders"`` (the webinar's links with an e-mail, neither
     revoked nor expired), a :class:`SubscriberList`, or a list/tuple of both; or
     one :class:`PersonalLink` of the webinar alone (a one-recipient invitation, see
-    :func:`.invitations.send_invitation`). ``signature`` None means the site's
+    :func:`.invitations.send_invitation`; ``resend`` marks a re-send, the one
+    case a link may get a second one). ``signature`` None means the site's
     "Webinar mailing" signature; ``language`` empty means the webinar's. Raises
-    ValueError for an audience of another type (a programming error).
+    ValueError for an audience of another type (a programming error), and
+    IntegrityError for a second invitation of a link without ``resend``.
     """
     if isinstance(audience, PersonalLink):
         if audience.webinar_id != webinar.pk:
@@ -66,6 +69,7 @@ def create_mailing(
             body_html=body_html,
             include_link_holders=False,
             invitation_link=audience,
+            invitation_resend=resend,
             signature=signature,
             language=language,
             created_by=_real_user(user),

@@ -12,11 +12,11 @@ while a worker may be closing it, could not hold a second row for the same
 address (a re-send), and would keep sending the text and start time frozen when
 it first started.
 
-"Never twice for the same link" is a conditional UPDATE of
-``PersonalLink.invitation_queued_at`` in the transaction that creates the
-mailing: of two simultaneous calls exactly one queues, and a crash before the
-commit leaves neither the mark nor the mailing. After the commit the ledger row
-is sent at least once by the worker, like every mailing's.
+"Never twice for the same link" is a unique constraint on the invitation
+mailings of a link that are not re-sends: of two simultaneous calls exactly one
+creates its mailing, and a crash before the commit leaves nothing. After the
+commit the ledger row is sent at least once by the worker, like every
+mailing's.
 """
 
 from __future__ import annotations
@@ -24,14 +24,20 @@ from __future__ import annotations
 import enum
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.log_actions import log
 
-from ..models import MailingRecipient, PersonalLink, RecipientStatus, WebinarPage
+from ..models import (
+    Mailing,
+    MailingRecipient,
+    PersonalLink,
+    RecipientStatus,
+    WebinarPage,
+)
 from .api import create_mailing, start_mailing
 from .render import mailing_settings_for, webinar_language
 
@@ -91,24 +97,25 @@ def send_invitation(
         )
         if fresh is None or not fresh.email_normalized or not fresh.is_live():
             return InvitationStatus.SKIPPED
-        now = timezone.now()
-        guard = PersonalLink.objects.filter(pk=fresh.pk)
-        if not resend:
-            guard = guard.filter(invitation_queued_at__isnull=True)
-        if not guard.update(invitation_queued_at=now):
+        if not resend and Mailing.objects.filter(invitation_link=fresh).exists():
             return InvitationStatus.ALREADY_SENT
-        link.invitation_queued_at = now
         webinar = fresh.webinar.specific
         language = webinar_language(webinar)
         subject, body = invitation_text(webinar, language)
-        mailing = create_mailing(
-            webinar,
-            subject=subject,
-            body_html=body,
-            audience=fresh,
-            user=user,
-            language=language,
-        )
+        try:
+            with transaction.atomic():
+                mailing = create_mailing(
+                    webinar,
+                    subject=subject,
+                    body_html=body,
+                    audience=fresh,
+                    user=user,
+                    language=language,
+                    resend=resend,
+                )
+        except IntegrityError:
+            # A simultaneous call created the link's first invitation.
+            return InvitationStatus.ALREADY_SENT
         start_mailing(mailing, user=user)
         log(
             fresh,

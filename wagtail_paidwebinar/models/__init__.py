@@ -12,6 +12,7 @@ from .mailing import (
 from .pages import WebinarIndexPage, WebinarPage
 from .payments import (
     DeliveryOutcome,
+    LinkPayment,
     PaymentRefund,
     PaymentSource,
     WebhookDelivery,
@@ -23,6 +24,7 @@ __all__ = [
     "AccessEventKind",
     "DeliveryOutcome",
     "LinkDevice",
+    "LinkPayment",
     "LinkStatus",
     "Mailing",
     "MailingRecipient",

@@ -99,20 +99,6 @@ class PersonalLink(models.Model):
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     claimed_at = models.DateTimeField(_("first claimed at"), null=True, blank=True)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
-    # Payments (payments.py): the shop's order id or Stripe Checkout Session id
-    # this link was issued for (purchase webhooks are idempotent by it), and the
-    # Stripe payment intent a refund names.
-    payment_reference = models.CharField(
-        _("payment reference"), max_length=255, blank=True, default=""
-    )
-    payment_intent = models.CharField(
-        _("payment intent"), max_length=255, blank=True, default="", editable=False
-    )
-    # Set by the conditional UPDATE that queues the one-recipient invitation
-    # (mailing/invitations.py): the guard that sends it once per link.
-    invitation_queued_at = models.DateTimeField(
-        _("invitation queued at"), null=True, blank=True, editable=False
-    )
 
     objects = PersonalLinkQuerySet.as_manager()
 
@@ -125,17 +111,9 @@ class PersonalLink(models.Model):
                 fields=["webinar", "email_normalized"],
                 condition=~Q(email_normalized=""),
                 name="paidwebinar_link_unique_email",
-            ),
-            models.UniqueConstraint(
-                fields=["webinar", "payment_reference"],
-                condition=~Q(payment_reference=""),
-                name="paidwebinar_link_unique_reference",
-            ),
+            )
         ]
-        indexes = [
-            models.Index(fields=["webinar", "created_at"]),
-            models.Index(fields=["payment_intent"], name="paidwebinar_link_intent"),
-        ]
+        indexes = [models.Index(fields=["webinar", "created_at"])]
         permissions = [
             ("view_personal_link_url", _("Can see personal link URLs")),
         ]

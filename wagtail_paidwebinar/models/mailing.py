@@ -195,6 +195,9 @@ class Mailing(models.Model):
         on_delete=models.SET_NULL,
         related_name="invitations",
     )
+    # A re-send asked for explicitly (re-issue, lost link): the constraint below
+    # allows one invitation per link otherwise.
+    invitation_resend = models.BooleanField(default=False, editable=False)
     status = models.CharField(
         _("status"),
         max_length=16,
@@ -234,6 +237,15 @@ class Mailing(models.Model):
         verbose_name = _("mailing")
         verbose_name_plural = _("mailings")
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            # "Never twice for the same link unless asked" (mailing/invitations.py):
+            # of two simultaneous first invitations the database keeps one.
+            models.UniqueConstraint(
+                fields=["invitation_link"],
+                condition=models.Q(invitation_resend=False),
+                name="paidwebinar_one_invitation_per_link",
+            )
+        ]
         permissions = [
             ("send_mailing", _("Can send mailings")),
             ("export_mailing", _("Can export mailing recipients and links")),

@@ -25,6 +25,46 @@ class DeliveryOutcome(models.TextChoices):
     BAD_REQUEST = "bad_request", _("Bad request")
 
 
+class LinkPayment(models.Model):
+    """The sale a personal link was issued for: the shop's order id (or Stripe
+    Checkout Session id), unique per webinar, which makes purchases idempotent, and
+    the Stripe payment intent a refund names. Kept beside the link rather than on
+    it so the gate's and bulk generation's table stays as narrow as it was."""
+
+    link = models.OneToOneField(
+        "wagtail_paidwebinar.PersonalLink",
+        verbose_name=_("personal link"),
+        on_delete=models.CASCADE,
+        related_name="payment",
+    )
+    # The link's webinar, repeated here for the per-webinar unique reference.
+    webinar = models.ForeignKey(
+        "wagtail_paidwebinar.WebinarPage",
+        verbose_name=_("webinar"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    source = models.CharField(_("source"), max_length=16, choices=PaymentSource)
+    reference = models.CharField(_("payment reference"), max_length=255)
+    payment_intent = models.CharField(
+        _("payment intent"), max_length=255, blank=True, db_index=True
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("link payment")
+        verbose_name_plural = _("link payments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["webinar", "reference"],
+                name="paidwebinar_payment_unique_reference",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
 class WebhookDelivery(models.Model):
     """One delivery to a payment webhook: when, from where, what it said and what
     came of it. Never the body, the signature or a token."""
