@@ -1,5 +1,6 @@
 """The payment webhooks over HTTP: method, signature header and raw body in, JSON
-out. Everything else is in :mod:`wagtail_paidwebinar.payments`."""
+out. Everything else is in :mod:`wagtail_paidwebinar.webhooks` and
+:mod:`wagtail_paidwebinar.payments`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import payments
+from .. import webhooks as handlers
 
 
 def _respond(request: HttpRequest, enabled: bool, handler, header: str):
@@ -29,7 +31,7 @@ def purchase_webhook(request: HttpRequest) -> JsonResponse:
     return _respond(
         request,
         bool(payments.purchase_secrets()),
-        payments.handle_purchase_webhook,
+        handlers.handle_purchase_webhook,
         payments.SIGNATURE_HEADER,
     )
 
@@ -41,6 +43,6 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     return _respond(
         request,
         bool(payments.stripe_secrets()),
-        payments.handle_stripe_webhook,
+        handlers.handle_stripe_webhook,
         "Stripe-Signature",
     )
