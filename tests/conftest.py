@@ -8,6 +8,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_gate",
     "tests.fixtures_invitations",
     "tests.fixtures_mailing",
+    "tests.fixtures_payments",
 ]
 
 

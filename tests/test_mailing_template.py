@@ -73,8 +73,9 @@ def test_no_long_lines_from_the_template(preview):
 
 def test_preheader_is_translated(webinar):
     link = make_link_holders(webinar, 1)[0]
+    # The e-mail's language is the mailing's (issue 12 item 9), not the active one.
     with translation.override("pl"):
-        mailing = create_mailing(webinar, subject="Hi", body_html="")
+        mailing = create_mailing(webinar, subject="Hi", body_html="", language="pl")
         html = render_preview(mailing, link).html
     assert 'lang="pl"' in html
     preheader = re.search(r'class="pw-mail-preheader"[^>]*>([^<]*)', html).group(1)

@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     # disks where a WAL flush costs milliseconds). Off: a worker crash still loses
     # nothing; only a database server crash may re-send the last ~0.6 s of messages.
     "LEDGER_SYNCHRONOUS_COMMIT": False,
+    # Payment webhooks (payments.py): the shared secret(s) of the signed purchase
+    # webhook and Stripe's endpoint signing secret(s) ("whsec_..."). A string, or a
+    # list while rotating; empty switches the endpoint off (404).
+    "PURCHASE_WEBHOOK_SECRET": "",
+    "STRIPE_WEBHOOK_SECRET": "",
 }
 
 

@@ -26,12 +26,25 @@ class PersonalLinkFilterSet(WagtailFilterSet):
         empty_label=_("Any"),
     )
 
+    from_payments = django_filters.BooleanFilter(
+        label=_("From payments"),
+        method="filter_from_payments",
+    )
+
     class Meta:
         model = PersonalLink
-        fields = ["webinar", "status"]
+        fields = ["webinar", "status", "from_payments"]
 
     def filter_status(self, queryset, name, value):
         return queryset.with_status(value) if value else queryset
+
+    def filter_from_payments(self, queryset, name, value):
+        # Issued by a purchase webhook or Stripe: they carry the order reference.
+        if value is None:
+            return queryset
+        if value:
+            return queryset.filter(payment__isnull=False)
+        return queryset.filter(payment__isnull=True)
 
 
 def filtered_links(request) -> tuple[QuerySet, WebinarPage | None]:

@@ -378,6 +378,7 @@ class MailingCreateView(TextsCreateView):
             audience=form.audience(),
             signature=data.get("signature"),
             user=self.request.user,
+            language=data.get("language", ""),
         )
         messages.success(
             self.request,

@@ -15,6 +15,8 @@ CHANGE_MAILING = f"{APP}.change_mailing"
 SEND_MAILING = f"{APP}.send_mailing"
 EXPORT_MAILING = f"{APP}.export_mailing"
 VIEW_ATTENDANCE = f"{APP}.view_accessevent"
+ADD_LINK = f"{APP}.add_personallink"
+VIEW_WEBHOOK_DELIVERIES = f"{APP}.view_webhookdelivery"
 
 
 def can_see_link_urls(user) -> bool:
@@ -63,3 +65,17 @@ def can_view_attendance(user, page) -> bool:
     if user.has_perm(VIEW_ATTENDANCE):
         return True
     return page.permissions_for_user(user).can_edit()
+
+
+def can_view_payments(user) -> bool:
+    """May ``user`` see the payment webhook deliveries? Those who may issue links
+    (a delivery is a link being issued) or hold the delivery view permission."""
+    return user.is_active and (
+        user.has_perm(ADD_LINK) or user.has_perm(VIEW_WEBHOOK_DELIVERIES)
+    )
+
+
+def can_test_webhook(user) -> bool:
+    """May ``user`` see "Test the webhook"? Its example request, sent as shown,
+    issues a link: only those who may issue links."""
+    return user.is_active and user.has_perm(ADD_LINK)

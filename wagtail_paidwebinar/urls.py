@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import materials
+from .views import materials, webhooks
 from .views.unsubscribe import unsubscribe_view
 
 app_name = "wagtail_paidwebinar"
@@ -16,4 +16,7 @@ urlpatterns: list = [
     ),
     # Invitations: List-Unsubscribe target (GET confirm, POST / RFC 8058 one-click).
     path("unsubscribe/<str:token>/", unsubscribe_view, name="unsubscribe"),
+    # Payments: a shop's signed purchase/refund, and Stripe's events (payments.py).
+    path("hooks/purchase/", webhooks.purchase_webhook, name="purchase_webhook"),
+    path("hooks/stripe/", webhooks.stripe_webhook, name="stripe_webhook"),
 ]

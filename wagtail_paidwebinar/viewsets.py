@@ -8,7 +8,7 @@ duplicate checks; the stock edit form stays for fixing a name, e-mail or expiry.
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, F
 from django.shortcuts import get_list_or_404
 from django.urls import path, reverse
 from django.utils.functional import cached_property
@@ -25,6 +25,7 @@ from . import actions
 from .csvutils import excel_url, uses_decimal_comma
 from .filters import PersonalLinkFilterSet
 from .forms.links import PersonalLinkEditForm
+from .mailing.invitations import with_invitation_sent_at
 from .models import LinkStatus, PersonalLink
 from .permissions import can_see_link_urls
 from .views import links as link_views
@@ -53,12 +54,16 @@ class PersonalLinkIndexView(IndexView):
     viewset = None
 
     def get_base_queryset(self):
-        return (
+        queryset = (
             super()
             .get_base_queryset()
             .select_related("webinar")
-            .annotate(device_count=Count("devices"))
+            .annotate(
+                device_count=Count("devices"),
+                payment_reference=F("payment__reference"),
+            )
         )
+        return with_invitation_sent_at(queryset)
 
     @cached_property
     def columns(self):
@@ -189,6 +194,12 @@ class PersonalLinkViewSet(SnippetViewSet):
         ),
         Column("device_count", label=_("Devices"), sort_key="device_count"),
         DateColumn("last_seen_at", label=_("Last seen"), sort_key="last_seen_at"),
+        DateColumn(
+            "invitation_sent_at",
+            label=_("Invitation sent"),
+            sort_key="invitation_sent_at",
+        ),
+        Column("payment_reference", label=_("Payment reference")),
     ]
     edit_handler = ObjectList(
         [FieldPanel("name"), FieldPanel("email"), FieldPanel("expires_at")],

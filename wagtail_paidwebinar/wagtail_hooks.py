@@ -6,11 +6,12 @@ from wagtail.admin import messages
 from wagtail.snippets.models import register_snippet
 from wagtail_modeladmin.options import modeladmin_register
 
-from . import actions, gate
+from . import actions, gate, payments
+from .mailing import invitations
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
 from .models.pages import public_room_message
-from .views import attendance
+from .views import attendance, payments_admin
 from .viewsets import PersonalLinkViewSet, RevokeBulkAction
 
 # --- personal links admin (viewsets.py) -------------------------------------------
@@ -22,6 +23,8 @@ hooks.register("register_bulk_action", RevokeBulkAction)
 @hooks.register("register_log_actions")
 def register_link_log_actions(log_actions):
     actions.register_log_actions(log_actions)
+    invitations.register_log_actions(log_actions)
+    payments.register_log_actions(log_actions)
 
 
 # --- the gate (access.py / gate.py) -----------------------------------------------
@@ -78,3 +81,16 @@ def paidwebinar_invitation_header_button(page, user, view_name=None, next_url=No
 @hooks.register("register_page_listing_more_buttons")
 def paidwebinar_invitation_more_button(page, user, next_url=None):
     return invitation_buttons(page, user, priority=50)
+
+
+# --- payments: webhook deliveries and "test the webhook" (views/payments_admin.py) --
+
+
+@hooks.register("register_admin_urls")
+def paidwebinar_payments_urls():
+    return payments_admin.urlpatterns
+
+
+@hooks.register("register_admin_menu_item")
+def paidwebinar_payments_menu_item():
+    return payments_admin.menu_item()

@@ -150,6 +150,13 @@ WAGTAIL_PAIDWEBINAR_BASE_URL = os.environ.get(
     "WAGTAIL_PAIDWEBINAR_BASE_URL", "http://127.0.0.1:8000"
 )
 WAGTAIL_PAIDWEBINAR_QUEUE = os.environ.get("WAGTAIL_PAIDWEBINAR_QUEUE", "default")
+# Payment webhooks (README "Payments"): off unless a secret is given.
+WAGTAIL_PAIDWEBINAR_PURCHASE_WEBHOOK_SECRET = os.environ.get(
+    "WAGTAIL_PAIDWEBINAR_PURCHASE_WEBHOOK_SECRET", ""
+)
+WAGTAIL_PAIDWEBINAR_STRIPE_WEBHOOK_SECRET = os.environ.get(
+    "WAGTAIL_PAIDWEBINAR_STRIPE_WEBHOOK_SECRET", ""
+)
 
 # --- queue -----------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
@@ -146,6 +147,14 @@ class MailingForm(WagtailAdminModelForm):
         if holders is not None:
             # Said here rather than on the model field (no migration for a text).
             holders.help_text = LINK_HOLDERS_HELP
+        language = self.fields.get("language")
+        if language is not None:
+            # The site's languages, read per form (not at import: LANGUAGES may
+            # differ between sites using the plugin).
+            language.widget = forms.Select(
+                choices=[("", _("The webinar page's language"))]
+                + [(code, name) for code, name in settings.LANGUAGES]
+            )
 
     def clean(self):
         cleaned = super().clean()

@@ -11,6 +11,7 @@ from .api import (
     send_test,
     start_mailing,
 )
+from .invitations import InvitationStatus, send_invitation
 from .message import MailingError
 from .render import RenderedEmail, render_preview
 from .unsubscribe import (
@@ -21,6 +22,7 @@ from .unsubscribe import (
 )
 
 __all__ = [
+    "InvitationStatus",
     "MailingError",
     "RenderedEmail",
     "cancel_mailing",
@@ -29,6 +31,7 @@ __all__ = [
     "render_preview",
     "resume_mailing",
     "retry_failed",
+    "send_invitation",
     "send_now",
     "send_test",
     "start_mailing",

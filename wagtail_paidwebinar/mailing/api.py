@@ -30,7 +30,7 @@ from .render import build_template, personalise
 
 logger = logging.getLogger(__name__)
 
-Audience = Literal["link_holders"] | SubscriberList
+Audience = Literal["link_holders"] | SubscriberList | PersonalLink
 LINK_HOLDERS = "link_holders"
 
 
@@ -46,14 +46,34 @@ def create_mailing(
     audience: Audience | Sequence[Audience] = LINK_HOLDERS,
     signature: Signature | None = None,
     user=None,
+    language: str = "",
+    resend: bool = False,
 ) -> Mailing:
     """Create a draft mailing (nothing is sent until :func:`start_mailing`).
 
     ``audience`` is ``"link_holders"`` (the webinar's links with an e-mail, neither
-    revoked nor expired), a :class:`SubscriberList`, or a list/tuple of both.
-    ``signature`` None means the site's "Webinar mailing" signature. Raises
-    ValueError for an audience of another type (a programming error).
+    revoked nor expired), a :class:`SubscriberList`, or a list/tuple of both; or
+    one :class:`PersonalLink` of the webinar alone (a one-recipient invitation, see
+    :func:`.invitations.send_invitation`; ``resend`` marks a re-send, the one
+    case a link may get a second one). ``signature`` None means the site's
+    "Webinar mailing" signature; ``language`` empty means the webinar's. Raises
+    ValueError for an audience of another type (a programming error), and
+    IntegrityError for a second invitation of a link without ``resend``.
     """
+    if isinstance(audience, PersonalLink):
+        if audience.webinar_id != webinar.pk:
+            raise ValueError("The personal link belongs to another webinar.")
+        return Mailing.objects.create(
+            webinar=webinar,
+            subject=subject,
+            body_html=body_html,
+            include_link_holders=False,
+            invitation_link=audience,
+            invitation_resend=resend,
+            signature=signature,
+            language=language,
+            created_by=_real_user(user),
+        )
     items = list(audience) if isinstance(audience, list | tuple) else [audience]
     include_link_holders = False
     subscriber_list = None
@@ -77,6 +97,7 @@ def create_mailing(
         include_link_holders=include_link_holders,
         subscriber_list=subscriber_list,
         signature=signature,
+        language=language,
         created_by=_real_user(user),
     )
 
@@ -114,6 +135,8 @@ def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
         # Link holders first: for an address that is both, their row is kept.
         if mailing.include_link_holders:
             ledger.insert_link_holders(mailing)
+        if mailing.invitation_link_id is not None:
+            ledger.insert_rows(audience.invitation_rows(mailing))
         ledger.insert_rows(
             audience.member_rows(mailing, user=_real_user(user) or mailing.created_by)
         )

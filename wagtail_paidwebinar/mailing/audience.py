@@ -5,6 +5,7 @@ The one home of these rules, for sending (:func:`member_rows`,
 "copy message" pages (:func:`planned_audience` and the lookups after it).
 
 - Link holders: the webinar's live links with an e-mail (:func:`valid_links`).
+- A one-recipient invitation: its link alone (:func:`invitation_rows`).
 - Members: the list's subscribed subscribers (:func:`subscribed_members`); one
   without a personal link gets one at start, one whose link is revoked or expired
   gets a failed row saying why.
@@ -185,6 +186,27 @@ def member_rows(mailing: Mailing, *, user=None) -> Iterator[MailingRecipient]:
             chunk = []
     if chunk:
         yield from _chunk_rows(mailing, webinar, chunk, user)
+
+
+def invitation_rows(mailing: Mailing) -> Iterator[MailingRecipient]:
+    """The one ledger row of a one-recipient invitation: its link, when the link
+    is live and has an e-mail (otherwise nothing is sent)."""
+    if mailing.invitation_link_id is None:
+        return
+    link = (
+        PersonalLink.objects.live(timezone.now())
+        .filter(pk=mailing.invitation_link_id)
+        .exclude(email_normalized="")
+        .first()
+    )
+    if link is not None:
+        yield MailingRecipient(
+            mailing=mailing,
+            email=link.email,
+            email_normalized=link.email_normalized,
+            name=link.name,
+            link=link,
+        )
 
 
 def _links_by_email(webinar_id: int, emails: list[str]) -> dict[str, PersonalLink]:

@@ -24,10 +24,10 @@ from email.utils import formataddr, parseaddr
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch
+from django.utils import translation
 from django.utils.formats import date_format, time_format
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from wagtail.models import Site
 from wagtail.rich_text import expand_db_html
@@ -148,9 +148,41 @@ def signature_html(mailing: Mailing, ms: MailingSettings) -> str:
     return ms.signature or ""
 
 
+def webinar_language(webinar: WebinarPage) -> str:
+    """The language of e-mails about ``webinar``: its page's locale when the site
+    offers that language, else ``LANGUAGE_CODE``."""
+    try:
+        code = webinar.locale.language_code
+    except Exception:  # no locale row (a page built in memory): the site default
+        code = ""
+    try:
+        return translation.get_supported_language_variant(code)
+    except LookupError:
+        return settings.LANGUAGE_CODE
+
+
+def mailing_language(mailing: Mailing) -> str:
+    """The language ``mailing`` is written and rendered in: its own choice, else the
+    webinar's. Never the language of whoever presses Send or what triggers a
+    webhook, so every part of one e-mail speaks one language."""
+    if mailing.language:
+        try:
+            return translation.get_supported_language_variant(mailing.language)
+        except LookupError:
+            pass
+    return webinar_language(mailing.webinar)
+
+
 def build_template(mailing: Mailing) -> MailingTemplate:
     """Render the non-personal part of ``mailing`` and inline its CSS (premailer,
-    once, ``allow_network=False``, ``disable_validation=True``)."""
+    once, ``allow_network=False``, ``disable_validation=True``), every built-in
+    text in :func:`mailing_language`."""
+    language = mailing_language(mailing)
+    with translation.override(language):
+        return _build_template(mailing, language)
+
+
+def _build_template(mailing: Mailing, language: str) -> MailingTemplate:
     # Imported here: sending jobs (forked work horses) never need premailer/lxml.
     import premailer
 
@@ -181,7 +213,7 @@ def build_template(mailing: Mailing) -> MailingTemplate:
     subject = _NEWLINES_RE.sub(" ", _merge(mailing.subject, text_values)).strip()
 
     context = {
-        "language_code": get_language() or settings.LANGUAGE_CODE,
+        "language_code": language,
         "subject": subject,
         "webinar_title": webinar.title,
         "webinar_url": absolute_page_url(webinar),

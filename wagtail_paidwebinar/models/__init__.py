@@ -10,22 +10,34 @@ from .mailing import (
     SubscriberList,
 )
 from .pages import WebinarIndexPage, WebinarPage
+from .payments import (
+    DeliveryOutcome,
+    LinkPayment,
+    PaymentRefund,
+    PaymentSource,
+    WebhookDelivery,
+)
 from .settings import MailingSettings
 
 __all__ = [
     "AccessEvent",
     "AccessEventKind",
+    "DeliveryOutcome",
     "LinkDevice",
+    "LinkPayment",
     "LinkStatus",
     "Mailing",
     "MailingRecipient",
     "MailingSettings",
     "MailingStatus",
+    "PaymentRefund",
+    "PaymentSource",
     "RecipientStatus",
     "Signature",
     "Subscriber",
     "SubscriberList",
     "PersonalLink",
     "WebinarIndexPage",
+    "WebhookDelivery",
     "WebinarPage",
 ]

@@ -180,6 +180,29 @@ class Mailing(models.Model):
         related_name="+",
         help_text=_('Empty: the signature in Settings → "Webinar mailing".'),
     )
+    # The language of the whole e-mail, built-in parts included (access box, footer,
+    # .ics): never the language of whoever presses Send. Blank: the webinar's
+    # (mailing/render.py mailing_language).
+    language = models.CharField(
+        _("language"),
+        max_length=15,
+        blank=True,
+        default="",
+        help_text=_("Empty: the webinar page's language."),
+    )
+    # A one-recipient invitation (mailing/invitations.py): the link it goes to.
+    invitation_link = models.ForeignKey(
+        "wagtail_paidwebinar.PersonalLink",
+        verbose_name=_("invitation to"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="invitations",
+    )
+    # A re-send asked for explicitly (re-issue, lost link): the constraint below
+    # allows one invitation per link otherwise.
+    invitation_resend = models.BooleanField(default=False, editable=False)
     status = models.CharField(
         _("status"),
         max_length=16,
@@ -212,12 +235,22 @@ class Mailing(models.Model):
         FieldPanel("subject"),
         FieldPanel("body_html"),
         FieldPanel("signature"),
+        FieldPanel("language"),
     ]
 
     class Meta:
         verbose_name = _("mailing")
         verbose_name_plural = _("mailings")
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            # "Never twice for the same link unless asked" (mailing/invitations.py):
+            # of two simultaneous first invitations the database keeps one.
+            models.UniqueConstraint(
+                fields=["invitation_link"],
+                condition=models.Q(invitation_resend=False),
+                name="paidwebinar_one_invitation_per_link",
+            )
+        ]
         permissions = [
             ("send_mailing", _("Can send mailings")),
             ("export_mailing", _("Can export mailing recipients and links")),
@@ -232,6 +265,11 @@ class Mailing(models.Model):
         return _WEBINAR_FIELD_RE.sub(
             lambda _match: self.webinar.title, self.subject or ""
         )
+
+    @property
+    def is_invitation(self) -> bool:
+        """A one-recipient invitation (:func:`..mailing.send_invitation`)."""
+        return self.invitation_link_id is not None
 
     @property
     def is_subscriber_mailing(self) -> bool:

@@ -218,6 +218,25 @@ class WebinarPage(Page):
         help_text=_("Adds noindex to the teaser too and keeps it out of site search."),
     )
 
+    # --- automatic invitation (mailing/invitations.py) ------------------------------
+    invitation_subject = models.CharField(
+        _("invitation subject"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "The e-mail a buyer or a re-issued link gets automatically. Empty: the "
+            'one in Settings → "Webinar mailing".'
+        ),
+    )
+    invitation_body = RichTextField(
+        _("invitation message"),
+        blank=True,
+        help_text=_(
+            "Merge fields: {{ name }}, {{ webinar }}, {{ starts_at }}. The personal "
+            "link and the room password are always added below."
+        ),
+    )
+
     parent_page_types = ["wagtail_paidwebinar.WebinarIndexPage"]
     subpage_types: list[str] = []
     template = "wagtail_paidwebinar/webinar_page.html"
@@ -277,6 +296,10 @@ class WebinarPage(Page):
             heading=_("Access window"),
         ),
         FieldPanel("hide_from_search_engines"),
+        MultiFieldPanel(
+            [FieldPanel("invitation_subject"), FieldPanel("invitation_body")],
+            heading=_("Automatic invitation"),
+        ),
     ]
     edit_handler = TabbedInterface(
         [

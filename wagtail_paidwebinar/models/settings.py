@@ -34,6 +34,24 @@ class MailingSettings(BaseSiteSetting):
         blank=True,
         help_text=_("Small print at the bottom of every message (who you are, why)."),
     )
+    invitation_subject = models.CharField(
+        _("invitation subject"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "The automatic invitation a buyer or a re-issued link gets, for every "
+            "webinar that has none of its own. Empty: a built-in text in the "
+            "webinar's language."
+        ),
+    )
+    invitation_body = RichTextField(
+        _("invitation message"),
+        blank=True,
+        help_text=_(
+            "Merge fields: {{ name }}, {{ webinar }}, {{ starts_at }}. The personal "
+            "link and the room password are always added below."
+        ),
+    )
     send_rate = models.FloatField(
         _("sending rate (messages per second)"),
         default=0,
@@ -48,6 +66,10 @@ class MailingSettings(BaseSiteSetting):
         ),
         FieldPanel("signature"),
         FieldPanel("footer"),
+        MultiFieldPanel(
+            [FieldPanel("invitation_subject"), FieldPanel("invitation_body")],
+            heading=_("Automatic invitation"),
+        ),
         FieldPanel("send_rate"),
     ]
 

@@ -35,9 +35,10 @@ from ..csvutils import (
 )
 from ..filters import filtered_links
 from ..forms.links import GenerateLinksForm
+from ..mailing import InvitationStatus, send_invitation
 from ..models import PersonalLink, WebinarPage
 from ..models.links import with_urls
-from ..permissions import can_see_link_urls
+from ..permissions import can_see_link_urls, can_send_mailing
 
 SESSION_KEY = "wagtail_paidwebinar_generated"
 # How long a result page (and its CSV download) stays available, and how many
@@ -424,9 +425,14 @@ class LinkActionView(LinkAdminMixin, TemplateView):
                 "action_url": self.request.path,
                 "show_url": self.action == "reissue"
                 and can_see_link_urls(self.request.user),
+                "offer_email": self.offer_email(link),
             }
         )
         return context
+
+    def offer_email(self, link: PersonalLink) -> bool:
+        """Offer "e-mail the new link now" (re-issue, to users who may send)."""
+        return self.action == "reissue" and can_send_mailing(self.request.user)
 
     def post(self, request, *args, **kwargs):
         link = self.get_object()
@@ -439,7 +445,25 @@ class LinkActionView(LinkAdminMixin, TemplateView):
         else:
             actions.reissue_link(link, user=request.user)
         messages.success(request, self.texts["done"] % {"name": link.name})
+        if self.offer_email(link) and request.POST.get("send_invitation"):
+            self.email_new_link(link)
         return redirect(self.index_url())
+
+    def email_new_link(self, link: PersonalLink) -> None:
+        status = send_invitation(link, user=self.request.user, resend=True)
+        if status == InvitationStatus.QUEUED:
+            messages.success(
+                self.request,
+                _("The new link is on its way to %(email)s.") % {"email": link.email},
+            )
+        else:
+            messages.warning(
+                self.request,
+                _(
+                    "The new link was not e-mailed: the link has no address or "
+                    "is revoked."
+                ),
+            )
 
 
 class AddRedirectView(LinkAdminMixin, View):
