@@ -9,12 +9,18 @@ from . import actions, gate
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
 from .views import attendance
-from .viewsets import PersonalLinkViewSet, RevokeBulkAction
+from .viewsets import (
+    PersonalLinkDeleteBulkAction,
+    PersonalLinkViewSet,
+    RevokeBulkAction,
+)
 
 # --- personal links admin (viewsets.py) -------------------------------------------
 
 register_snippet(PersonalLinkViewSet)
 hooks.register("register_bulk_action", RevokeBulkAction)
+# order=1: scanned after wagtail.snippets' own bulk delete, so ours wins for links.
+hooks.register("register_bulk_action", PersonalLinkDeleteBulkAction, order=1)
 
 
 @hooks.register("register_log_actions")
