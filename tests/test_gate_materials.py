@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core import checks
 from django.utils import timezone
 from wagtail.models import GroupPagePermission, Page
 
@@ -155,3 +156,62 @@ def test_materials_refused_to_an_editor_of_another_branch(
     user.groups.add(group)
     client.force_login(user)
     assert client.get(material_url(material_webinar, document)).status_code == 404
+
+
+# --- Wagtail's document URL of a room material ------------------------------------
+
+
+def test_room_document_url_refused_to_anonymous(client, material_webinar, document):
+    response = client.get(document.url)
+    assert response.status_code == 403
+    assert SLIDES not in response.content
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_room_document_url_served_to_an_admitted_browser(
+    browser, material_webinar, document
+):
+    b, link = admitted(browser, material_webinar, document)
+    first = b.get(document.url)
+    assert "no-store" in first["Cache-Control"]
+    response = b.get(document.url, follow=True)
+    assert served(response)
+    assert "no-store" in response["Cache-Control"]
+    actions.revoke_link(link)
+    assert b.get(document.url).status_code == 403
+
+
+def test_room_document_url_refused_for_another_webinar_grant(
+    browser, material_webinar, room_webinar, document
+):
+    b = browser()
+    assert claim(b, make_link(room_webinar)).status_code == 302
+    assert b.get(document.url).status_code == 403
+
+
+def test_room_document_url_served_to_an_editor(client, material_webinar, document):
+    editor = make_user("page_editor")
+    editor.groups.add(editors_group())
+    client.force_login(editor)
+    assert served(client.get(document.url, follow=True))
+    client.force_login(make_user("reader"))
+    assert client.get(document.url).status_code == 403
+
+
+def test_unrelated_document_url_stays_public(client, material_webinar, other_document):
+    response = client.get(other_document.url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"%PDF-1.4 other"
+
+
+def test_serve_method_that_bypasses_the_hook_is_a_warning(settings):
+    from wagtail_paidwebinar.checks import check_document_serving
+
+    for method in ("direct", "redirect"):
+        settings.WAGTAILDOCS_SERVE_METHOD = method
+        found = check_document_serving(None)
+        assert [w.id for w in found] == ["wagtail_paidwebinar.W010"], method
+        assert isinstance(found[0], checks.Warning)
+        assert "serve_view" in found[0].hint
+    settings.WAGTAILDOCS_SERVE_METHOD = "serve_view"
+    assert check_document_serving(None) == []

@@ -8,7 +8,7 @@ from wagtail_modeladmin.options import modeladmin_register
 from . import actions, gate
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
-from .views import attendance
+from .views import attendance, materials
 from .viewsets import (
     PersonalLinkDeleteBulkAction,
     PersonalLinkViewSet,
@@ -41,6 +41,12 @@ def paidwebinar_gate(callback):
         return gate.serve_webinar(page, request, callback, serve_args, serve_kwargs)
 
     return inner
+
+
+@hooks.register("before_serve_document")
+def paidwebinar_room_documents(document, request):
+    """A room's documents at Wagtail's document URL go through the gate too."""
+    return materials.serve_room_document(document, request)
 
 
 # --- attendance (views/attendance.py) ----------------------------------------------
