@@ -51,3 +51,34 @@ def check_document_serving(app_configs, **kwargs):
             id="wagtail_paidwebinar.W010",
         )
     ]
+
+
+# Backends whose counters live in one process (or nowhere): with several server
+# processes each counts alone, so the throttle's ceilings multiply by their number.
+_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@checks.register(deploy=True)
+def check_throttle_cache(app_configs, **kwargs):
+    """``check --deploy``: the gate's throttle needs a cache every process shares."""
+    alias = conf.get_setting("THROTTLE_CACHE")
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if alias in settings.CACHES and backend not in _LOCAL_CACHES:
+        return []
+    return [
+        checks.Warning(
+            f"The gate's password and token throttle counts failures in the cache "
+            f"{alias!r} ({backend or 'not configured'}), which is not shared between "
+            "processes: with several server processes each counts alone and the "
+            "throttle's ceilings are multiplied by their number.",
+            hint=(
+                "Add a shared backend to CACHES (Django's RedisCache, Memcached or "
+                "the database cache) and point WAGTAIL_PAIDWEBINAR_THROTTLE_CACHE at "
+                "its alias (default: 'default')."
+            ),
+            id="wagtail_paidwebinar.W011",
+        )
+    ]
