@@ -202,3 +202,12 @@ def test_processes_sharing_a_redis_cache_share_the_counters():
     assert run_workers(page, other, 0, ["d"]) == ["blocked"]
     # And a process-local cache would have let each process through.
     assert ceiling > 30
+
+
+def test_unknown_throttle_cache_alias_is_an_error(settings):
+    from wagtail_paidwebinar.checks import check_settings
+
+    settings.WAGTAIL_PAIDWEBINAR_THROTTLE_CACHE = "nowhere"
+    errors = check_settings(None)
+    assert [e.id for e in errors] == ["wagtail_paidwebinar.E001"]
+    assert "THROTTLE_CACHE" in errors[0].msg

@@ -106,3 +106,9 @@ def check() -> None:
         raise PaidWebinarImproperlyConfigured(
             f"{PREFIX}TOKEN_BYTES must be at least 16 (128 bits)."
         )
+    alias = get_setting("THROTTLE_CACHE")
+    if alias not in settings.CACHES:
+        raise PaidWebinarImproperlyConfigured(
+            f"{PREFIX}THROTTLE_CACHE is {alias!r}, which is not an alias in CACHES "
+            f"(known: {', '.join(sorted(settings.CACHES))})."
+        )
