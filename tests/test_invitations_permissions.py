@@ -338,3 +338,27 @@ def test_placeholder_preview_has_no_working_url_in_any_part(webinar, invitees):
         assert _secret_of(anna) not in part
         assert anna.token not in part
     assert "Anna Nowak" in masked.html  # still this recipient's message
+
+
+def test_test_send_never_carries_a_participants_url(client, webinar, invitees):
+    """The test send (a composer's only way to receive the e-mail) uses a sample link
+    the gate refuses, whatever the merge fields say."""
+    from wagtail_paidwebinar.mailing import create_mailing
+
+    mailing = create_mailing(
+        webinar,
+        subject="{{ link }}",
+        body_html="<p>{{ link }}</p>",
+        audience="link_holders",
+    )
+    client.force_login(make_user("composer", perms=MAILING_COMPOSE))
+    client.post(action_url("test_send", mailing))
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    parts = [message.subject, message.body]
+    parts += [str(alt[0]) for alt in getattr(message, "alternatives", [])]
+    parts += [str(att[1]) for att in message.attachments if isinstance(att, tuple)]
+    whole = "\n".join(parts) + message.message().as_string()
+    for link in invitees:
+        assert _secret_of(link) not in whole
+    assert "?access=" in message.subject  # a (refused) sample link is there
