@@ -215,3 +215,15 @@ def test_serve_method_that_bypasses_the_hook_is_a_warning(settings):
         assert "serve_view" in found[0].hint
     settings.WAGTAILDOCS_SERVE_METHOD = "serve_view"
     assert check_document_serving(None) == []
+
+
+def test_finding_room_documents_costs_one_query_for_other_documents(
+    material_webinar, document, other_document, django_assert_num_queries
+):
+    from wagtail_paidwebinar.views.materials import webinars_using
+
+    assert webinars_using(document) == [material_webinar]  # warms the content types
+    with django_assert_num_queries(1):
+        assert webinars_using(other_document) == []
+    with django_assert_num_queries(2):
+        assert webinars_using(document) == [material_webinar]
