@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.test import Client
+from django.urls import reverse
+from wagtail.documents import get_document_model
 from wagtail.rich_text import RichText
 
 from tests.utils import make_webinar
@@ -80,3 +83,41 @@ def password_webinar(index):
 @pytest.fixture
 def anna(room_webinar):
     return make_link(room_webinar, "Anna Nowak")
+
+
+# --- room materials ----------------------------------------------------------------
+
+
+@pytest.fixture
+def document(db):
+    Document = get_document_model()
+    doc = Document(title="Slides")
+    doc.file.save("slides.pdf", ContentFile(b"%PDF-1.4 secret slides"), save=False)
+    doc.save()
+    return doc
+
+
+@pytest.fixture
+def other_document(db):
+    Document = get_document_model()
+    doc = Document(title="Unrelated")
+    doc.file.save("other.pdf", ContentFile(b"%PDF-1.4 other"), save=False)
+    doc.save()
+    return doc
+
+
+@pytest.fixture
+def material_webinar(index, document):
+    return make_webinar(
+        index,
+        title="With slides",
+        slug="with-slides",
+        room=[
+            ("text", RichText(f"<p>{ROOM_WORD}</p>")),
+            ("materials", {"heading": "Slides", "documents": [document]}),
+        ],
+    )
+
+
+def material_url(webinar, document):
+    return reverse("wagtail_paidwebinar:material", args=[webinar.pk, document.pk])

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.core.files.base import ContentFile
-from django.urls import reverse
-from wagtail.documents import get_document_model
-from wagtail.rich_text import RichText
 
-from tests.fixtures_gate import ROOM_WORD, claim, make_link, room_blocks
+from tests.fixtures_gate import ROOM_WORD, claim, make_link, material_url, room_blocks
 from tests.utils import make_user, make_webinar
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clear_gate_cache")]
@@ -94,41 +90,6 @@ def test_room_not_shown_without_gate_verdict(rf, searchable):
 
 
 # --- materials -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def document(db):
-    Document = get_document_model()
-    doc = Document(title="Slides")
-    doc.file.save("slides.pdf", ContentFile(b"%PDF-1.4 secret slides"), save=False)
-    doc.save()
-    return doc
-
-
-@pytest.fixture
-def other_document(db):
-    Document = get_document_model()
-    doc = Document(title="Unrelated")
-    doc.file.save("other.pdf", ContentFile(b"%PDF-1.4 other"), save=False)
-    doc.save()
-    return doc
-
-
-@pytest.fixture
-def material_webinar(index, document):
-    return make_webinar(
-        index,
-        title="With slides",
-        slug="with-slides",
-        room=[
-            ("text", RichText(f"<p>{ROOM_WORD}</p>")),
-            ("materials", {"heading": "Slides", "documents": [document]}),
-        ],
-    )
-
-
-def material_url(webinar, document):
-    return reverse("wagtail_paidwebinar:material", args=[webinar.pk, document.pk])
 
 
 def test_materials_only_through_the_gate(browser, material_webinar, document):

@@ -241,3 +241,124 @@ def test_send_invitation_button_on_webinar_pages(
     assert (
         invitation_buttons(webinar.get_parent(), admin_client.session and editor) == []
     )
+
+
+def _secret_of(link) -> str:
+    """The part of a token that admits (the MAC after the public id)."""
+    return link.token.rpartition(".")[2]
+
+
+@pytest.mark.parametrize("role", ["composer", "sender"])
+def test_preview_never_gives_a_working_url_to_users_who_may_not_see_them(
+    client, role, webinar, invitees, subscriber_list, mailing_editor
+):
+    """A merge field in the subject (or anywhere) must not carry a live personal URL
+    to a user without ``view_personal_link_url``: not for a planned link holder, not
+    for a subscriber who already has a link, not for a ledger row once sending
+    started; not on the preview page, not in its frame."""
+    from wagtail_paidwebinar.actions import generate_links
+    from wagtail_paidwebinar.mailing import create_mailing, start_mailing
+
+    ewa = Subscriber.objects.get(email="ewa@example.com")
+    ewa_link = generate_links(webinar, "Ewa Lis <ewa@example.com>").created[0]
+    holders = create_mailing(
+        webinar,
+        subject="{{ link }}",
+        body_html='<p>{{ link }} <a href="{{ link }}">join</a></p>',
+        audience="link_holders",
+        user=mailing_editor,
+    )
+    members = create_mailing(
+        webinar,
+        subject="{{ link }} for {{ name }}",
+        body_html="<p>{{ link }}</p>",
+        audience=subscriber_list,
+        user=mailing_editor,
+    )
+    anna = next(link for link in invitees if link.email == "anna@example.com")
+    requests = [(holders, f"l{anna.pk}", anna), (members, f"s{ewa.pk}", ewa_link)]
+    client.force_login(make_user(f"user_{role}", perms=USERS[role]))
+    started = create_mailing(
+        webinar,
+        subject="{{ link }}",
+        body_html="<p>{{ link }}</p>",
+        audience="link_holders",
+        user=mailing_editor,
+    )
+    start_mailing(started)
+    row = started.recipients.get(link=anna)
+    requests.append((started, f"r{row.pk}", anna))
+    for mailing, key, link in requests:
+        for action in ("preview", "preview_frame"):
+            response = client.get(action_url(action, mailing), {"recipient": key})
+            assert response.status_code == 200, (action, key)
+            body = response.content.decode()
+            assert _secret_of(link) not in body, (role, action, key)
+            assert link.token not in body, (role, action, key)
+        # The subject still shows where the link goes (a placeholder, not nothing).
+        page = client.get(action_url("preview", mailing), {"recipient": key})
+        assert webinar.url_path.rstrip("/").rpartition("/")[2] in page.content.decode()
+
+
+def test_preview_shows_working_urls_to_users_who_may_see_them(
+    mailing_editor_client, webinar, invitees, mailing_editor
+):
+    from wagtail_paidwebinar.mailing import create_mailing
+
+    mailing = create_mailing(
+        webinar,
+        subject="{{ link }}",
+        body_html="<p>{{ link }}</p>",
+        audience="link_holders",
+        user=mailing_editor,
+    )
+    anna = next(link for link in invitees if link.email == "anna@example.com")
+    page = mailing_editor_client.get(
+        action_url("preview", mailing), {"recipient": f"l{anna.pk}"}
+    )
+    assert anna.token in page.content.decode()
+
+
+def test_placeholder_preview_has_no_working_url_in_any_part(webinar, invitees):
+    """The renderer itself (subject, HTML, text and the .ics) when asked for a
+    placeholder link."""
+    from wagtail_paidwebinar.mailing import create_mailing, render_preview
+
+    mailing = create_mailing(
+        webinar,
+        subject="{{ link }}",
+        body_html="<p>{{ name }}: {{ link }}</p>",
+        audience="link_holders",
+    )
+    anna = invitees[0]
+    real = render_preview(mailing, anna)
+    assert _secret_of(anna) in real.subject + real.html + real.text + real.ics
+    masked = render_preview(mailing, anna, real_link=False)
+    for part in (masked.subject, masked.html, masked.text, masked.ics):
+        assert _secret_of(anna) not in part
+        assert anna.token not in part
+    assert "Anna Nowak" in masked.html  # still this recipient's message
+
+
+def test_test_send_never_carries_a_participants_url(client, webinar, invitees):
+    """The test send (a composer's only way to receive the e-mail) uses a sample link
+    the gate refuses, whatever the merge fields say."""
+    from wagtail_paidwebinar.mailing import create_mailing
+
+    mailing = create_mailing(
+        webinar,
+        subject="{{ link }}",
+        body_html="<p>{{ link }}</p>",
+        audience="link_holders",
+    )
+    client.force_login(make_user("composer", perms=MAILING_COMPOSE))
+    client.post(action_url("test_send", mailing))
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    parts = [message.subject, message.body]
+    parts += [str(alt[0]) for alt in getattr(message, "alternatives", [])]
+    parts += [str(att[1]) for att in message.attachments if isinstance(att, tuple)]
+    whole = "\n".join(parts) + message.message().as_string()
+    for link in invitees:
+        assert _secret_of(link) not in whole
+    assert "?access=" in message.subject  # a (refused) sample link is there

@@ -474,3 +474,98 @@ def test_names_are_escaped_on_confirm_pages_and_messages(links_editor, webinar):
     )
     html = client.get(bulk + f"?id={link.pk}").content.decode()
     assert "<i>Evil</i>" not in html and "&lt;i&gt;Evil&lt;/i&gt;" in html
+
+
+# --- no participant names to a user with admin access only ---------------------------
+
+PARTICIPANT_TRACES = ("Anna Nowak", "Jan Kowalski", "anna@example.com")
+CHOOSER_BASE = "/admin/snippets/choose/wagtail_paidwebinar/personallink/"
+
+
+def _fill(pattern, link) -> dict:
+    """URL kwargs for ``pattern``: every parameter gets the link's id."""
+    return {
+        name: link.pk if converter.regex == "[0-9]+" else str(link.pk)
+        for name, converter in pattern.pattern.converters.items()
+    }
+
+
+def _assert_refused_without_names(response, what):
+    body = response.content.decode("utf-8", "replace")
+    assert response.status_code in (302, 403, 404, 405), (what, response.status_code)
+    for trace in PARTICIPANT_TRACES:
+        assert trace not in body, (what, trace)
+
+
+def test_admin_access_alone_sees_no_participant_in_any_view_of_the_viewset(links):
+    """Every URL the links viewset registers (iterated, so a future view is covered
+    too) refuses a user who has admin access and nothing else, GET and POST."""
+    from wagtail_paidwebinar.viewsets import PersonalLinkViewSet
+
+    viewset = PersonalLink.snippet_viewset
+    assert isinstance(viewset, PersonalLinkViewSet)
+    client = login(make_user("admin_only"))
+    patterns = viewset.get_urlpatterns()
+    assert len(patterns) > 10
+    for pattern in patterns:
+        target = reverse(
+            viewset.get_url_name(pattern.name), kwargs=_fill(pattern, links[0])
+        )
+        for method in ("get", "post"):
+            response = getattr(client, method)(target)
+            _assert_refused_without_names(response, (method, target))
+    assert PersonalLink.objects.count() == 3
+    assert all(
+        link.status() == LinkStatus.UNUSED for link in PersonalLink.objects.all()
+    )
+
+
+def test_admin_access_alone_gets_no_chooser(links):
+    """Wagtail's snippet chooser does not check permissions: it must not list, search,
+    pick or create personal links for a user with admin access only (create used to
+    answer 500)."""
+    client = login(make_user("admin_only"))
+    pk = links[0].pk
+    for target, method in (
+        (CHOOSER_BASE, "get"),
+        (CHOOSER_BASE + "?q=Anna", "get"),
+        (CHOOSER_BASE + "results/", "get"),
+        (CHOOSER_BASE + "results/?q=Anna", "get"),
+        (CHOOSER_BASE + f"chosen/{pk}/", "get"),
+        (CHOOSER_BASE + f"chosen-multiple/?id={pk}", "get"),
+        (CHOOSER_BASE + "create/", "get"),
+        (CHOOSER_BASE + "create/", "post"),
+    ):
+        response = getattr(client, method)(target, follow=False)
+        _assert_refused_without_names(response, (method, target))
+    assert PersonalLink.objects.count() == 3
+
+
+def test_bulk_actions_name_no_link_to_users_without_permission(links, links_viewer):
+    """Every bulk action registered for personal links (ours and Wagtail's) refuses a
+    user without its permission before its confirmation lists anyone by name."""
+    from wagtail.admin.views.bulk_action.registry import bulk_action_registry
+
+    actions = list(
+        bulk_action_registry.get_bulk_actions_for_model(
+            "wagtail_paidwebinar", "personallink"
+        )
+    )
+    assert {"revoke_links", "delete"} <= {a.action_type for a in actions}
+    query = f"?id={links[0].pk}&id={links[1].pk}"
+    for user in (make_user("admin_only"), links_viewer):
+        client = login(user)
+        for action in actions:
+            bulk = reverse(
+                "wagtail_bulk_action",
+                args=("wagtail_paidwebinar", "personallink", action.action_type),
+            )
+            for method in ("get", "post"):
+                response = getattr(client, method)(bulk + query)
+                _assert_refused_without_names(
+                    response, (user.username, action.action_type, method)
+                )
+    assert PersonalLink.objects.count() == 3
+    assert all(
+        link.status() == LinkStatus.UNUSED for link in PersonalLink.objects.all()
+    )

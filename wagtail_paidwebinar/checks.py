@@ -7,6 +7,7 @@ mailing. Each message says what breaks and its hint is the exact line to add.
 
 Ids: ``wagtail_paidwebinar.E0xx`` are errors (the feature cannot work),
 ``wagtail_paidwebinar.W0xx`` warnings; W002-W004 run only with ``check --deploy``.
+W010 warns when room documents could bypass the gate.
 """
 
 from __future__ import annotations
@@ -174,25 +175,6 @@ def check_email(app_configs, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register(deploy=True)
-def check_throttle_cache(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """The gate's failure counters (throttle.py) use the default cache."""
-    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
-    if backend in PROCESS_LOCAL_CACHES:
-        return [
-            checks.Warning(
-                f"The default cache is {backend.rsplit('.', 1)[-1]}, local to one "
-                "process: with several server processes each counts wrong room "
-                "passwords and tokens on its own, multiplying the allowed attempts.",
-                hint='Use a shared cache, e.g. CACHES = {"default": {"BACKEND": '
-                '"django.core.cache.backends.redis.RedisCache", '
-                '"LOCATION": "redis://127.0.0.1:6379/2"}}.',
-                id=PREFIX + "W002",
-            )
-        ]
-    return []
-
-
-@checks.register(deploy=True)
 def check_base_url(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """Personal links (bearer tokens) must travel over https."""
     from .utils import base_url
@@ -230,3 +212,63 @@ def check_dedicated_queue(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def _storage_has_paths() -> bool:
+    from django.core.files.storage import default_storage
+
+    try:
+        default_storage.path("wagtail-paidwebinar-check")
+    except NotImplementedError:
+        return False
+    return True
+
+
+@checks.register()
+def check_document_serving(app_configs, **kwargs):
+    """Room documents are gated in Wagtail's document view; a serve method that
+    sends browsers to the storage's own URL skips that view."""
+    method = getattr(settings, "WAGTAILDOCS_SERVE_METHOD", None)
+    if method is None:
+        # Wagtail's own default: redirect for storages without local paths.
+        method = "serve_view" if _storage_has_paths() else "redirect"
+    if method == "serve_view":
+        return []
+    return [
+        checks.Warning(
+            f"WAGTAILDOCS_SERVE_METHOD is {method!r}: documents used in a webinar "
+            "room are then downloadable from the storage's URL by anyone who has "
+            "it, without passing the webinar's gate.",
+            hint=(
+                'Set WAGTAILDOCS_SERVE_METHOD = "serve_view" and keep documents '
+                "where the web server does not publish them (see README, "
+                '"Private documents").'
+            ),
+            id=PREFIX + "W010",
+        )
+    ]
+
+
+@checks.register(deploy=True)
+def check_throttle_cache(app_configs, **kwargs):
+    """``check --deploy``: the gate's throttle needs a cache every process shares."""
+    alias = conf.get_setting("THROTTLE_CACHE")
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if alias in settings.CACHES and backend not in PROCESS_LOCAL_CACHES:
+        return []
+    return [
+        checks.Warning(
+            f"The gate's password and token throttle counts failures in the cache "
+            f"{alias!r} ({backend or 'not configured'}), which is not shared between "
+            "processes: with several server processes each counts alone and the "
+            "throttle's ceilings are multiplied by their number.",
+            hint=(
+                'Add a shared backend to CACHES, e.g. {"BACKEND": '
+                '"django.core.cache.backends.redis.RedisCache", "LOCATION": '
+                '"redis://127.0.0.1:6379/2"} (or Memcached, or the database cache), '
+                "and point WAGTAIL_PAIDWEBINAR_THROTTLE_CACHE at its alias (default: "
+                "'default')."
+            ),
+            id=PREFIX + "W002",
+        )
+    ]

@@ -52,6 +52,14 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_FAILURES": 5,
     "THROTTLE_IP_FAILURES": 50,
     "THROTTLE_WINDOW": 15 * 60,
+    # IPv6 clients are counted per network of this prefix (a customer gets a /64).
+    "THROTTLE_IPV6_PREFIX": 64,
+    # Wrong passwords per page and window from anyone before password attempts on
+    # that page are locked for THROTTLE_PAGE_LOCK seconds (0 = no page ceiling).
+    "THROTTLE_PAGE_FAILURES": 200,
+    "THROTTLE_PAGE_LOCK": 60,
+    # The cache (an alias of CACHES) holding the counters; shared by all processes.
+    "THROTTLE_CACHE": "default",
     # The gate: a bound device's visit is recorded as an attendance "entry" (and its
     # last_seen updated) at most once per this many seconds, keeping writes off the
     # hot path; a room password pass (cookie) lasts this many seconds.
@@ -102,4 +110,10 @@ def check() -> None:
     if int(get_setting("TOKEN_BYTES")) < 16:
         raise PaidWebinarImproperlyConfigured(
             f"{PREFIX}TOKEN_BYTES must be at least 16 (128 bits)."
+        )
+    alias = get_setting("THROTTLE_CACHE")
+    if alias not in settings.CACHES:
+        raise PaidWebinarImproperlyConfigured(
+            f"{PREFIX}THROTTLE_CACHE is {alias!r}, which is not an alias in CACHES "
+            f"(known: {', '.join(sorted(settings.CACHES))})."
         )

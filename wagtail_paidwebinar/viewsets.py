@@ -8,6 +8,7 @@ duplicate checks; the stock edit form stays for fixing a name, e-mail or expiry.
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F
 from django.shortcuts import get_list_or_404
 from django.urls import path, reverse
@@ -18,6 +19,7 @@ from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn
 from wagtail.admin.widgets import HeaderButton
 from wagtail.admin.widgets.button import Button
+from wagtail.snippets.bulk_actions.delete import DeleteBulkAction
 from wagtail.snippets.bulk_actions.snippet_bulk_action import SnippetBulkAction
 from wagtail.snippets.views.snippets import IndexView, SnippetViewSet
 
@@ -132,7 +134,28 @@ class PersonalLinkIndexView(IndexView):
         return [*super().get_list_more_buttons(instance), *buttons]
 
 
-class RevokeBulkAction(SnippetBulkAction):
+class RefuseBeforeListing:
+    """A bulk action on personal links that refuses a user without its permission
+    before anything is listed.
+
+    Wagtail's bulk actions check permissions per object and show the objects a user
+    may not act on by name ("you don't have permission to ... these"), so any user
+    with admin access could read participants' names by guessing ids. Refusing at
+    dispatch names nobody.
+    """
+
+    #: The model permission (``add``/``change``/``delete``) the action needs.
+    permission_needed = "change"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not self.permission_policy.user_has_permission(
+            request.user, self.permission_needed
+        ):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class RevokeBulkAction(RefuseBeforeListing, SnippetBulkAction):
     """Revoke the selected links (needs change permission)."""
 
     display_name = _("Revoke")
@@ -167,6 +190,14 @@ class RevokeBulkAction(SnippetBulkAction):
             "%(count)d personal links revoked.",
             num_parent_objects,
         ) % {"count": num_parent_objects}
+
+
+class PersonalLinkDeleteBulkAction(RefuseBeforeListing, DeleteBulkAction):
+    """Wagtail's bulk delete for personal links, refusing before it lists anyone
+    (registered after Wagtail's so it replaces it for this model only)."""
+
+    permission_needed = "delete"
+    models = [PersonalLink]
 
 
 class PersonalLinkViewSet(SnippetViewSet):
@@ -205,6 +236,13 @@ class PersonalLinkViewSet(SnippetViewSet):
         [FieldPanel("name"), FieldPanel("email"), FieldPanel("expires_at")],
         base_form_class=PersonalLinkEditForm,
     )
+
+    def register_chooser_viewset(self):
+        # No chooser: nothing in the admin picks a personal link, and Wagtail's
+        # snippet chooser checks no model permission, so its views (choose, search,
+        # chosen, create) would list every participant of every webinar to any user
+        # with admin access.
+        pass
 
     def get_index_view_kwargs(self, **kwargs):
         return super().get_index_view_kwargs(viewset=self, **kwargs)

@@ -11,13 +11,19 @@ from .mailing import invitations
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
 from .models.pages import public_room_message
-from .views import attendance, payments_admin
-from .viewsets import PersonalLinkViewSet, RevokeBulkAction
+from .views import attendance, materials, payments_admin
+from .viewsets import (
+    PersonalLinkDeleteBulkAction,
+    PersonalLinkViewSet,
+    RevokeBulkAction,
+)
 
 # --- personal links admin (viewsets.py) -------------------------------------------
 
 register_snippet(PersonalLinkViewSet)
 hooks.register("register_bulk_action", RevokeBulkAction)
+# order=1: scanned after wagtail.snippets' own bulk delete, so ours wins for links.
+hooks.register("register_bulk_action", PersonalLinkDeleteBulkAction, order=1)
 
 
 @hooks.register("register_log_actions")
@@ -48,6 +54,12 @@ def paidwebinar_public_room_warning(request, page):
     specific = page.specific
     if isinstance(specific, WebinarPage) and specific.room_is_public():
         messages.warning(request, public_room_message(specific))
+
+
+@hooks.register("before_serve_document")
+def paidwebinar_room_documents(document, request):
+    """A room's documents at Wagtail's document URL go through the gate too."""
+    return materials.serve_room_document(document, request)
 
 
 # --- attendance (views/attendance.py) ----------------------------------------------

@@ -26,7 +26,7 @@ from ..models import (
 )
 from . import audience, delivery, jobs, ledger
 from .message import MailingError, build_message, classify
-from .render import build_template, personalise
+from .render import build_template, personalise, sample_link
 
 logger = logging.getLogger(__name__)
 
@@ -274,20 +274,6 @@ def retry_failed(mailing: Mailing) -> int:
             jobs.enqueue_ids(mailing.pk, failed)
     mailing.refresh_from_db()
     return len(failed)
-
-
-def sample_link(webinar, user=None) -> PersonalLink:
-    """An unsaved stand-in for a personal link, for test sends.
-
-    Never a participant's real link: an editor clicking "Join" in a test e-mail would
-    otherwise bind that person's link to the editor's browser (and an editor without
-    ``view_personal_link_url`` would receive a working personal URL). Id 0 makes a
-    well-formed token the gate always refuses.
-    """
-    name = ((user.get_full_name() if user is not None else "") or "").strip()
-    return PersonalLink(
-        pk=0, webinar=webinar, name=name or _("Test participant"), salt="sample"
-    )
 
 
 def send_test(

@@ -312,13 +312,36 @@ def personalise(
     return RenderedEmail(subject=subject, html=html, text=text, ics=calendar)
 
 
+def sample_link(webinar: WebinarPage, user=None) -> PersonalLink:
+    """An unsaved stand-in for a personal link, for test sends and for previews shown
+    to users who may not see personal URLs.
+
+    Never a participant's real link: an editor clicking "Join" in a test e-mail would
+    otherwise bind that person's link to the editor's browser (and an editor without
+    ``view_personal_link_url`` would receive a working personal URL). Id 0 makes a
+    well-formed token the gate always refuses.
+    """
+    name = ((user.get_full_name() if user is not None else "") or "").strip()
+    return PersonalLink(
+        pk=0, webinar=webinar, name=name or _("Test participant"), salt="sample"
+    )
+
+
 def render_preview(
     mailing: Mailing,
     recipient_or_link: MailingRecipient | PersonalLink | Subscriber,
+    *,
+    real_link: bool = True,
 ) -> RenderedEmail:
     """The e-mail exactly as ``recipient_or_link`` would receive it (subject, HTML with
     inlined styles, text alternative, .ics). Accepts a ledger row, a personal link
-    (for a draft) or a subscriber (whose link may not exist yet)."""
+    (for a draft) or a subscriber (whose link may not exist yet).
+
+    With ``real_link=False`` every part carries a :func:`sample_link` URL the gate
+    refuses instead of the recipient's own: the personal URL is never rendered, so
+    no merge field (``{{ link }}`` in the subject, a link target, the .ics) can leak
+    it, which masking the output afterwards could not promise.
+    """
     template = frozen_template(mailing)
     item = recipient_or_link
     unsub = ""
@@ -339,7 +362,12 @@ def render_preview(
         )
         if mailing.subscriber_list_id is not None:
             unsub = _safe_unsubscribe_url(item)
-    link = link_obj.get_url() if link_obj else _("(personal link, issued on sending)")
+    if not real_link:
+        link = sample_link(mailing.webinar).get_url()
+    elif link_obj is not None:
+        link = link_obj.get_url()
+    else:
+        link = _("(personal link, issued on sending)")
     return personalise(template, name=item.name, link=link, unsubscribe_url=unsub)
 
 

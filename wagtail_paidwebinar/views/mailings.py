@@ -186,31 +186,28 @@ class MailingPreviewView(MailingView):
                 "entry": entry,
                 "rendered": rendered,
                 "frame_url": frame_url,
+                "sample_links": not permissions.can_see_link_urls(request.user),
             }
         )
 
 
 def render_for(mailing: Mailing, entry, user):
-    """The rendered e-mail for ``entry``; personal URLs masked for a user who may not
-    see them. Returns None when rendering fails (shown as a message)."""
+    """The rendered e-mail for ``entry`` as ``user`` may see it: a user who may not
+    see personal URLs gets every part rendered with a placeholder link the gate
+    refuses (never the real one masked afterwards: a merge field in the subject or a
+    link target would slip past a mask). Returns None when rendering fails (shown as
+    a message)."""
     try:
-        rendered = api.render_preview(mailing, audience.preview_target(entry))
+        return api.render_preview(
+            mailing,
+            audience.preview_target(entry),
+            real_link=permissions.can_see_link_urls(user),
+        )
     except Exception:
         # Rendering runs editor-written templates and rich text; show a message
         # instead of a 500 and keep the traceback in the log.
         logger.exception("Rendering the preview of mailing %s failed", mailing.pk)
         return None
-    if entry.link is not None and not permissions.can_see_link_urls(user):
-        url = audience.link_url_builder(mailing)(entry.link)
-        masked = url.split("?", 1)[0] + "?…"
-        rendered = api.RenderedEmail(
-            subject=rendered.subject,
-            html=rendered.html.replace(url, masked).replace(
-                url.replace("&", "&amp;"), masked
-            ),
-            text=rendered.text.replace(url, masked),
-        )
-    return rendered
 
 
 class MailingPreviewFrameView(MailingPreviewView):
