@@ -6,12 +6,17 @@ from wagtail.admin import messages
 from wagtail.snippets.models import register_snippet
 from wagtail_modeladmin.options import modeladmin_register
 
-from . import actions, gate
+from . import actions, gate, menu
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
 from .models.pages import public_room_message
 from .views import attendance
 from .viewsets import PersonalLinkViewSet, RevokeBulkAction
+
+# --- the "Webinars" admin menu group (menu.py) --------------------------------------
+
+hooks.register("register_admin_menu_item", menu.webinars_menu_item)
+hooks.register(menu.MENU_HOOK, menu.attendance_menu_item)
 
 # --- personal links admin (viewsets.py) -------------------------------------------
 
