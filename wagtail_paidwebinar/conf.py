@@ -72,6 +72,14 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 500,
     "SEND_DELAY": 0.0,
     "STALE_SENDING_SECONDS": 15 * 60,
+    # A queued or sending mailing whose rows have not moved for this many seconds
+    # is shown as stalled (no worker, a stopped worker, Redis lost the jobs...).
+    "STALL_SECONDS": 120,
+    # This site's identity in mailing jobs, checked by the job so a worker of
+    # another site sharing the Redis and queue fails loudly instead of sending (or
+    # silently skipping) someone else's mailing. Empty: derived from SECRET_KEY and
+    # the database name (never the key itself).
+    "SITE_ID": "",
     # Transient SMTP failures: retries and their delays (seconds).
     "RETRY_DELAYS": [30, 120, 600],
     # PostgreSQL: make every ledger update durable before the next message (slow on

@@ -1,4 +1,4 @@
-"""The "Invitations" admin menu, built with wagtail-modeladmin.
+"""The invitation pages of the "Webinars" admin menu, built with wagtail-modeladmin.
 
 All use of wagtail-modeladmin is confined to this module (it is in maintenance mode),
 so moving to Wagtail's ModelViewSet later touches this file and the tests' URL helper
@@ -11,12 +11,15 @@ registers them.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib.admin import display as admin_display
 from django.contrib.admin.utils import quote
 from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import re_path, reverse
 from django.utils.translation import gettext_lazy as _
+from wagtail import hooks
 from wagtail.admin import messages
 from wagtail.admin.panels import ObjectList
 from wagtail.admin.widgets import Button
@@ -28,6 +31,7 @@ from . import mailing as api
 from . import permissions
 from .csvutils import excel_url, uses_decimal_comma
 from .forms.invitations import MailingForm, SubscriberForm
+from .menu import MENU_HOOK, ORDER
 from .models import (
     Mailing,
     MailingStatus,
@@ -494,10 +498,22 @@ class MailingAdmin(TextsModelAdmin):
 
 
 class InvitationsGroup(ModelAdminGroup):
+    """Registers the invitation ModelAdmins (URLs, permissions) and puts their menu
+    items into the plugin's "Webinars" group (menu.py) instead of a group of their
+    own."""
+
     menu_label = _("Invitations")
     menu_icon = "mail"
-    menu_order = 250
+    add_to_admin_menu = False
     items = (MailingAdmin, SubscriberAdmin, SubscriberListAdmin, SignatureAdmin)
+    menu_orders = ("mailings", "subscribers", "lists", "signatures")
+
+    def register_with_wagtail(self):
+        super().register_with_wagtail()
+        for instance, key in zip(
+            self.modeladmin_instances, self.menu_orders, strict=True
+        ):
+            hooks.register(MENU_HOOK, partial(instance.get_menu_item, order=ORDER[key]))
 
 
 def invitation_buttons(page, user, *, priority: int = 50) -> list[Button]:

@@ -79,3 +79,29 @@ def can_test_webhook(user) -> bool:
     """May ``user`` see "Test the webhook"? Its example request, sent as shown,
     issues a link: only those who may issue links."""
     return user.is_active and user.has_perm(ADD_LINK)
+
+
+def attendance_webinars(user):
+    """The webinar pages whose attendance ``user`` may see (see
+    :func:`can_view_attendance`), newest first; the "Attendance" menu item shows
+    when there is one."""
+    from wagtail.permission_policies.pages import PagePermissionPolicy
+
+    from .models import WebinarPage
+
+    pages = WebinarPage.objects.all()
+    if not (user.is_authenticated and user.is_active):
+        return pages.none()
+    if not user.has_perm(VIEW_ATTENDANCE):
+        editable = PagePermissionPolicy().instances_user_has_any_permission_for(
+            user, ["change"]
+        )
+        pages = pages.filter(pk__in=editable.values("pk"))
+    return pages.order_by("-starts_at", "-pk")
+
+
+def can_view_any_attendance(user) -> bool:
+    """May ``user`` open the attendance index (the "Attendance" menu item)?"""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return user.has_perm(VIEW_ATTENDANCE) or attendance_webinars(user).exists()

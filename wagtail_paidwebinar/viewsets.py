@@ -28,6 +28,7 @@ from .csvutils import excel_url, uses_decimal_comma
 from .filters import PersonalLinkFilterSet
 from .forms.links import PersonalLinkEditForm
 from .mailing.invitations import with_invitation_sent_at
+from .menu import MENU_HOOK, ORDER
 from .models import LinkStatus, PersonalLink
 from .permissions import can_see_link_urls
 from .views import links as link_views
@@ -205,8 +206,9 @@ class PersonalLinkViewSet(SnippetViewSet):
     icon = "link"
     menu_label = _("Personal links")
     menu_name = "personal-links"
-    add_to_admin_menu = True
-    menu_order = 250
+    # An entry of the "Webinars" group (menu.py), not a top-level item.
+    menu_hook = MENU_HOOK
+    menu_order = ORDER["links"]
     list_per_page = 50
     copy_view_enabled = False
     index_view_class = PersonalLinkIndexView

@@ -6,7 +6,7 @@ from wagtail.admin import messages
 from wagtail.snippets.models import register_snippet
 from wagtail_modeladmin.options import modeladmin_register
 
-from . import actions, gate, payments
+from . import actions, gate, menu, payments
 from .mailing import invitations
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
@@ -17,6 +17,11 @@ from .viewsets import (
     PersonalLinkViewSet,
     RevokeBulkAction,
 )
+
+# --- the "Webinars" admin menu group (menu.py) --------------------------------------
+
+hooks.register("register_admin_menu_item", menu.webinars_menu_item)
+hooks.register(menu.MENU_HOOK, menu.attendance_menu_item)
 
 # --- personal links admin (viewsets.py) -------------------------------------------
 

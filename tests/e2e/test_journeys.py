@@ -57,7 +57,7 @@ def admin_login(page, site) -> None:
 
 
 def menu(page, *labels: str) -> None:
-    """Follow the Wagtail sidebar: ``menu(page, "Invitations", "Subscribers")``."""
+    """Follow the Wagtail sidebar: ``menu(page, "Webinars", "Subscribers")``."""
     sidebar = page.locator("[data-wagtail-sidebar], aside, nav").first
     for label in labels:
         sidebar.get_by_role("link", name=label, exact=True).or_(
@@ -102,8 +102,8 @@ def create_webinar_in_editor(page, site, shots) -> WebinarPage:
 
 
 def generate_five_links(page, site, webinar, shots) -> str:
-    """Personal links → Generate links; returns the URL the "Copy" button copies."""
-    menu(page, "Personal links")
+    """Webinars → Personal links → Generate links; returns the URL "Copy" copies."""
+    menu(page, "Webinars", "Personal links")
     page.get_by_role("link", name="Generate links").click()
     page.select_option("#id_webinar", str(webinar.pk))
     page.fill("#id_names", PARTICIPANTS)
@@ -132,8 +132,8 @@ def generate_five_links(page, site, webinar, shots) -> str:
 
 
 def import_subscribers(page, shots) -> None:
-    """Invitations → Subscribers → Import CSV, into a new list."""
-    menu(page, "Invitations", "Subscribers")
+    """Webinars → Subscribers → Import CSV, into a new list."""
+    menu(page, "Webinars", "Subscribers")
     page.get_by_role("link", name=re.compile("Import", re.I)).first.click()
     page.fill("#id_text", SUBSCRIBERS_CSV)
     page.fill("#id_new_list_name", "Paid on the website")
@@ -144,13 +144,13 @@ def import_subscribers(page, shots) -> None:
     shots(page, "04-subscribers-imported")
     # The form is empty again; the people are in the listing.
     expect(page.locator("#id_text")).to_have_value("")
-    menu(page, "Invitations", "Subscribers")
+    menu(page, "Webinars", "Subscribers")
     expect(page.locator("main")).to_contain_text("Ewa Kowalska")
 
 
 def send_invitation(page, webinar, delivery, shots) -> None:
-    """Invitations → Mailings → Add, then Send… and watch the progress bar."""
-    menu(page, "Invitations", "Mailings")
+    """Webinars → Mailings → Add, then Send… and watch the progress bar."""
+    menu(page, "Webinars", "Mailings")
     page.get_by_role("link", name=re.compile(r"^Add")).first.click()
     page.get_by_role("button", name="Choose a page (Webinar)").click()
     page.locator(".modal-dialog").get_by_role("link", name=webinar.title).click()

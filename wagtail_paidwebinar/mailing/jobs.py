@@ -18,7 +18,7 @@ import django_rq
 from rq import Retry
 
 from ..conf import get_setting
-from . import delivery, ledger
+from . import delivery, ledger, siteid
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def enqueue_ids(
     size = max(1, int(get_setting("BATCH_SIZE")))
     per_message = max(float(get_setting("SEND_DELAY")), 0.0) + 30
     jobs = 0
+    site = siteid.site_identity()
     for start in range(0, len(recipient_ids), size):
         chunk = list(recipient_ids[start : start + size])
         options = {
@@ -66,19 +67,27 @@ def enqueue_ids(
                 mailing_id,
                 chunk,
                 attempt,
+                site,
                 **options,
             )
         else:
-            queue.enqueue(send_batch, mailing_id, chunk, attempt, **options)
+            queue.enqueue(send_batch, mailing_id, chunk, attempt, site, **options)
         jobs += 1
     return jobs
 
 
-def send_batch(mailing_id: int, recipient_ids: Sequence[int], attempt: int = 0) -> dict:
+def send_batch(
+    mailing_id: int,
+    recipient_ids: Sequence[int],
+    attempt: int = 0,
+    site: str | None = None,
+) -> dict:
     """Send to the pending rows among ``recipient_ids`` (the RQ job); ``attempt``
     counts the earlier tries of these rows. Rows that hit a transient error go back
     to pending and into a job scheduled after the next RETRY_DELAYS entry. Returns
-    the counts."""
+    the counts. Raises :class:`.siteid.ForeignJobError` for a job queued by another
+    site (``site``) or for a mailing this database does not know."""
+    siteid.check_job(mailing_id, site)
     counts, retry = delivery.send_rows(mailing_id, recipient_ids)
     if retry:
         _retry_later(mailing_id, retry, attempt, counts.get("error", ""))

@@ -102,10 +102,20 @@ class Subscriber(models.Model):
 
 
 class Signature(models.Model):
-    """A stored signature a mailing may use instead of the site setting's."""
+    """A stored signature a mailing may pick instead of the site's default one.
+
+    One notion of signature: the site's default lives in the "Webinar mailing"
+    setting; these are the optional alternatives; a mailing uses its own pick or,
+    when it has none, the default (README, "Signatures")."""
 
     name = models.CharField(_("name"), max_length=200)
-    body = RichTextField(_("signature"))
+    body = RichTextField(
+        _("signature"),
+        help_text=_(
+            "An alternative to the site's default signature (Settings → Webinar "
+            "mailing). A mailing that picks it is signed with it instead."
+        ),
+    )
 
     panels = [FieldPanel("name"), FieldPanel("body")]
 
@@ -178,7 +188,10 @@ class Mailing(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text=_('Empty: the signature in Settings → "Webinar mailing".'),
+        help_text=_(
+            "Empty: the site's default signature (Settings → Webinar mailing). "
+            "Pick one of Webinars → Signatures to sign this mailing differently."
+        ),
     )
     # The language of the whole e-mail, built-in parts included (access box, footer,
     # .ics): never the language of whoever presses Send. Blank: the webinar's

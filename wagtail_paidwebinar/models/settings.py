@@ -27,7 +27,10 @@ class MailingSettings(BaseSiteSetting):
     signature = RichTextField(
         _("signature"),
         blank=True,
-        help_text=_("Appended to every message unless a mailing picks another one."),
+        help_text=_(
+            "The site's default signature, appended to every mailing that does "
+            "not pick another one from Webinars → Signatures."
+        ),
     )
     footer = RichTextField(
         _("footer"),

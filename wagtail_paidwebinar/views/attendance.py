@@ -16,7 +16,11 @@ from wagtail.admin.widgets import Button
 
 from ..csvutils import csv_response
 from ..models import AccessEvent, AccessEventKind, PersonalLink, WebinarPage
-from ..permissions import can_view_attendance
+from ..permissions import (
+    attendance_webinars,
+    can_view_any_attendance,
+    can_view_attendance,
+)
 
 PER_PAGE = 100
 RECENT_EVENTS = 50
@@ -159,7 +163,41 @@ def attendance_buttons(page, user, *, priority: int = 45) -> list[Button]:
     ]
 
 
+class AttendanceIndexView(WagtailAdminTemplateMixin, TemplateView):
+    """The webinars whose attendance the user may see (the "Attendance" menu item):
+    each one's links claimed and the way to its attendance page."""
+
+    template_name = "wagtail_paidwebinar/admin/attendance_index.html"
+    header_icon = "group"
+    page_title = _("Attendance")
+
+    def dispatch(self, request, *args, **kwargs):
+        if not can_view_any_attendance(request.user):
+            raise PermissionDenied
+        self.webinars = attendance_webinars(request.user)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        webinars = self.webinars.annotate(
+            link_count=Count("personal_links", distinct=True),
+            joined_count=Count(
+                "personal_links",
+                filter=Q(personal_links__claimed_at__isnull=False),
+                distinct=True,
+            ),
+        )
+        page_obj = Paginator(webinars, PER_PAGE).get_page(self.request.GET.get("p"))
+        context.update(page_obj=page_obj, webinars=page_obj.object_list)
+        return context
+
+
 urlpatterns = [
+    path(
+        "paidwebinar/attendance/",
+        AttendanceIndexView.as_view(),
+        name="wagtail_paidwebinar_attendance_index",
+    ),
     path(
         "paidwebinar/attendance/<int:page_id>/",
         AttendanceView.as_view(),

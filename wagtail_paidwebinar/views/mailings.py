@@ -22,6 +22,7 @@ from wagtail.admin import messages
 from .. import mailing as api
 from .. import permissions
 from ..csvutils import csv_response
+from ..mailing import health
 from ..mailing.render import build_template
 from ..models import Mailing, MailingStatus, RecipientStatus
 from . import mailing_audience as audience
@@ -88,6 +89,30 @@ class MailingView(InvitationsView):
             )
         }
 
+    def queue_state(self) -> dict | None:
+        """The queue notice's data (no worker, Redis down, stalled), or None for a
+        finished mailing, where the queue no longer matters."""
+        if self.mailing.is_finished:
+            return None
+        return health.queue_state(self.mailing)
+
+    def queue_unreachable(self, request, exc: Exception | str):
+        """After Redis refused a job: say so; nothing was lost (see the callers)."""
+        logger.warning(
+            "Queueing mailing %s failed, Redis is unreachable: %s",
+            self.mailing.pk,
+            exc,
+        )
+        messages.error(
+            request,
+            _(
+                "The queue (Redis) cannot be reached, so nothing was sent. Start "
+                "Redis (or fix RQ_QUEUES), then press “Send” or “Re-queue if "
+                "stuck” again."
+            ),
+        )
+        return self.back()
+
     def get_context_data(self, **kwargs):
         user = self.request.user
         context = super().get_context_data(**kwargs)
@@ -129,6 +154,7 @@ class MailingDetailView(MailingView):
         return self.render(
             {
                 "progress": mailing.progress_summary(),
+                "queue": self.queue_state(),
                 "is_draft": is_draft,
                 "summary": audience.summarize(mailing) if is_draft else None,
                 "page_obj": page,
@@ -149,7 +175,9 @@ class MailingProgressView(MailingView):
     """JSON for the progress bar (polled every 2 s)."""
 
     def get(self, request, instance_pk):
-        response = JsonResponse(self.mailing.progress_summary())
+        response = JsonResponse(
+            {**self.mailing.progress_summary(), "queue": self.queue_state()}
+        )
         response["Cache-Control"] = "private, no-store"
         return response
 
@@ -284,10 +312,24 @@ class MailingSendView(MailingView):
         if self.mailing.status != MailingStatus.DRAFT:
             messages.info(request, _("This mailing has already been started."))
             return self.back()
-        return self.render({"summary": audience.summarize(self.mailing)})
+        return self.render(
+            {
+                "summary": audience.summarize(self.mailing),
+                "queue": self.queue_state(),
+            }
+        )
 
     def post(self, request, instance_pk):
-        queued = api.start_mailing(self.mailing, user=request.user)
+        # Ask Redis first: with it down the mailing stays a draft, as before Send.
+        status = health.worker_status()
+        if not status.reachable:
+            return self.queue_unreachable(request, status.error)
+        try:
+            queued = api.start_mailing(self.mailing, user=request.user)
+        except health.QUEUE_ERRORS as exc:
+            # Redis went away between the check and the commit: the mailing is
+            # started but its jobs are not queued; "Re-queue" queues them.
+            return self.queue_unreachable(request, exc)
         if queued:
             messages.success(
                 request,
@@ -319,6 +361,17 @@ class MailingActionView(MailingView):
         return permissions.can_send_mailing(user)
 
     def post(self, request, instance_pk):
+        if self.action in ("resume", "retry"):
+            status = health.worker_status()
+            if not status.reachable:
+                return self.queue_unreachable(request, status.error)
+            try:
+                return self.act(request)
+            except health.QUEUE_ERRORS as exc:
+                return self.queue_unreachable(request, exc)
+        return self.act(request)
+
+    def act(self, request):
         mailing = self.mailing
         if self.action == "pause":
             ok = api.pause_mailing(mailing)

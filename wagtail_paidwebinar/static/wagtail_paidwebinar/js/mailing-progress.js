@@ -39,6 +39,20 @@
     if (bar) bar.setAttribute("aria-valuenow", String(data.percent));
     var status = document.querySelector("[data-pw-status]");
     if (status && data.status_label) status.textContent = data.status_label;
+    updateQueue(data.queue);
+  }
+
+  // The queue notices (no worker, Redis down, stalled) follow the poll too.
+  function updateQueue(queue) {
+    var notices = document.querySelector("[data-pw-queue]");
+    if (!notices || !queue) return;
+    var shown = { unreachable: !queue.reachable, needs_worker: queue.needs_worker, stalled: queue.stalled };
+    Object.keys(shown).forEach(function (key) {
+      var el = notices.querySelector('[data-pw-queue-notice="' + key + '"]');
+      if (el) el.hidden = !shown[key];
+    });
+    var minutes = notices.querySelector("[data-pw-stalled-minutes]");
+    if (minutes) minutes.textContent = String(queue.stalled_minutes);
   }
 
   function poll() {
