@@ -49,6 +49,11 @@ def pass_cookie_name(page: WebinarPage) -> str:
     return f"{conf.get_setting('DEVICE_COOKIE_NAME')}_pass_{page.pk}"
 
 
+def claim_cookie_name() -> str:
+    """The cookie holding this browser's claim key (claims.device_secret_for_claim)."""
+    return f"{conf.get_setting('DEVICE_COOKIE_NAME')}_claim"
+
+
 def client_ip(request: HttpRequest) -> str:
     """REMOTE_ADDR; behind a proxy, set it from the proxy's header in a middleware."""
     return request.META.get("REMOTE_ADDR", "") or ""
@@ -223,10 +228,25 @@ def render_gate_page(
     }
     if decision.outcome is Outcome.REFUSE_IN_USE:
         context["contact_email"] = organiser_email(request)
+    browser_key = None
     if decision.outcome is Outcome.CONFIRM:
+        # The nonce is signed for this link and for a key only this browser holds
+        # (its claim cookie), so the form is worth nothing posted from elsewhere.
+        browser_key = request.COOKIES.get(claim_cookie_name())
+        if not claims.valid_browser_key(browser_key):
+            browser_key = claims.new_browser_key()
         context["claim_nonce_field"] = access.CLAIM_NONCE_FIELD
-        context["claim_nonce"] = claims.new_claim_nonce()
+        context["claim_nonce"] = claims.new_claim_nonce(decision.link.pk, browser_key)
     response = TemplateResponse(request, template, context, status=status)
+    if browser_key is not None:
+        response.set_cookie(
+            claim_cookie_name(),
+            browser_key,
+            max_age=claims.CLAIM_NONCE_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
     if decision.outcome is Outcome.THROTTLED:
         response.headers["Retry-After"] = str(max(1, decision.retry_after))
     return response
@@ -256,7 +276,9 @@ def claim(
     # A new secret on every claim, never the cookie the browser sent: a device
     # cookie planted by someone else (cookie injection from a sibling domain) never
     # ends up bound to a real link.
-    secret = claims.device_secret_for_claim(link.pk, visit.claim_nonce)
+    secret = claims.device_secret_for_claim(
+        link.pk, visit.claim_nonce, request.COOKIES.get(claim_cookie_name())
+    )
     outcome = claims.claim_link(
         link.pk, secret, user_agent=user_agent(request), ip=client_ip(request)
     )

@@ -103,11 +103,40 @@ def hash_secret(secret: str) -> str:
     return digest(secret).hex()
 
 
-def claim_secret(link_id: int, nonce: str) -> str:
-    """The device secret a confirm form's nonce derives (see
-    ``claims.device_secret_for_claim``): an HMAC keyed by SECRET_KEY, hex."""
-    value = f"{link_id}:{nonce}"
+def claim_secret(link_id: int, nonce: str, browser_key: str) -> str:
+    """The device secret a confirm form's POST binds (see ``claims.device_secret``):
+    an HMAC keyed by SECRET_KEY over the link, the form's nonce and the browser's
+    claim key, hex. Another browser posting the same form has another key."""
+    value = f"{link_id}:{nonce}:{browser_key}"
     return salted_hmac(CLAIM_NONCE_KEY_SALT, value, algorithm="sha256").hexdigest()
+
+
+def _claim_signer(link_id: int, browser_key: str) -> signing.TimestampSigner:
+    # The link and a digest of the browser's claim key are in the salt: a nonce is
+    # good for one link in one browser. Built per call (SECRET_KEY and its fallbacks
+    # are read when the signer is made).
+    salt = f"{CLAIM_NONCE_KEY_SALT}:{link_id}:{hash_secret(browser_key)}"
+    return signing.TimestampSigner(salt=salt, algorithm="sha256")
+
+
+def make_claim_nonce(link_id: int, browser_key: str) -> str:
+    """A nonce for one rendering of the confirm form of ``link_id``, signed for the
+    browser holding ``browser_key``."""
+    return _claim_signer(link_id, browser_key).sign(secrets.token_urlsafe(12))
+
+
+def claim_nonce_issued(
+    link_id: int, browser_key: str | None, nonce: str | None, max_age: int
+) -> bool:
+    """Did the server issue ``nonce`` for ``link_id`` to this browser, at most
+    ``max_age`` seconds ago?"""
+    if not browser_key or not nonce or len(nonce) > 200 or len(browser_key) > 200:
+        return False
+    try:
+        _claim_signer(link_id, browser_key).unsign(nonce, max_age=max_age)
+    except signing.BadSignature:
+        return False
+    return True
 
 
 # --- the room password pass --------------------------------------------------------
