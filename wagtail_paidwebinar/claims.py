@@ -196,6 +196,30 @@ def record_entry(
     return True
 
 
+def rotate_device(
+    secret_hash: str, now: dt.datetime, *, ip: str, user_agent: str
+) -> str | None:
+    """Give the browser holding the secret hashed to ``secret_hash`` a new device
+    secret; returns it, or ``None`` when another request rotated it first.
+
+    One UPDATE, over every device row of that browser (one secret serves all the
+    links it holds, see carry_bindings): the old hash is kept as the previous one
+    for the grace, and the device's browser and network become those of the
+    browser now holding the secret, so a later reuse shows both on the attendance
+    view. Conditional on the old hash, so of two simultaneous rotations one wins;
+    the other's browser holds the previous secret, fine inside the grace.
+    """
+    secret = new_device_secret()
+    updated = LinkDevice.objects.filter(secret_hash=secret_hash).update(
+        secret_hash=tokens.hash_secret(secret),
+        previous_secret_hash=secret_hash,
+        rotated_at=now,
+        user_agent=(user_agent or "")[:255],
+        ip=truncate_ip(ip),
+    )
+    return secret if updated else None
+
+
 def carry_bindings(old_secret: str, new_secret: str, *, except_link_id: int) -> int:
     """Move a browser's bindings to other links from ``old_secret`` to ``new_secret``.
 
