@@ -210,7 +210,10 @@ class PersonalLink(models.Model):
     # --- tokens -------------------------------------------------------------------
     @property
     def token(self) -> str:
-        return tokens.make_token(self.public_id, self.webinar_id, self.salt)
+        """``<public id>.<mac>``. A stand-in never saved (the mailing's sample link,
+        pk 0) keeps the pk form: id 0 names no link, so the gate refuses it."""
+        ref = self.pk if self._state.adding and self.pk is not None else self.public_id
+        return tokens.make_token(ref, self.webinar_id, self.salt)
 
     def get_url(self) -> str:
         """The absolute personal URL: the webinar page URL plus ``?access=<token>``."""
