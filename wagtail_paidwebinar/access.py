@@ -18,6 +18,11 @@ Who gets in:
 A personal link in the URL (``?access=<token>``) never binds on GET or HEAD (mail
 scanners open links): a valid, unclaimed link shows a confirm page, and only a POST
 claims it.
+
+The device credential rotates (``credential``, ``rotation_due``): a grant whose
+secret is older than DEVICE_ROTATE_AFTER asks gate.py for a new one; the secret
+rotated away admits for DEVICE_ROTATE_GRACE more seconds, and presented later it is
+refused as a copied cookie (REFUSE_REUSED, flagged on the attendance view).
 """
 
 from __future__ import annotations
