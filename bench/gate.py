@@ -3,14 +3,20 @@
     python bench/gate.py                      # SQLite (a scratch file in /tmp)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x python bench/gate.py
 
-With a PostgreSQL URL the database name is replaced by ``pw_bench_gate``, which this
-script creates and drops itself. One process, Django's test client (the full
+With a PostgreSQL URL the database name is replaced by ``pw_bench_gate_<pid>`` (one
+per run, so parallel runs do not collide), which this script creates and drops
+itself. One process, Django's test client (the full
 middleware stack, Wagtail's serve view and hooks):
 
 * ``ungated``: the gate hook bypassed (``gate.serve_webinar`` replaced by a pass-through
   that shows the room), i.e. what serving the room costs without any check;
 * ``gated``: a granted visitor (device cookie bound to a personal link; with
   ``--password`` also a room password pass) going through the real gate.
+
+Device credential rotation is on (the default DEVICE_ROTATE_AFTER). A run is far
+shorter than that interval, so without options no rotation falls in the measured
+window; ``--rotate-every N`` ages the credential (outside the timed part) before
+every N-th gated request, so that request rotates: one UPDATE and a new cookie.
 
 Requests alternate one by one between the two, so drift (CPU frequency, load from
 other processes) hits both alike. Prints JSON: requests/s of each (wall clock), their
@@ -21,6 +27,7 @@ process's CPU time.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
@@ -34,7 +41,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "example_site")]
 
 from scratch_db import drop_database, setup_database  # noqa: E402
 
-BENCH_DB = "pw_bench_gate"
+BENCH_DB = f"pw_bench_gate_{os.getpid()}"
 
 
 def main() -> None:
@@ -42,6 +49,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--password", action="store_true", help="room password too")
+    parser.add_argument(
+        "--rotate-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="force a credential rotation on every N-th gated request (0: none)",
+    )
     args = parser.parse_args()
 
     backend, admin_url = setup_database(BENCH_DB)
@@ -64,7 +78,12 @@ def main() -> None:
     from wagtail.rich_text import RichText
 
     from wagtail_paidwebinar import gate
-    from wagtail_paidwebinar.models import PersonalLink, WebinarIndexPage, WebinarPage
+    from wagtail_paidwebinar.models import (
+        LinkDevice,
+        PersonalLink,
+        WebinarIndexPage,
+        WebinarPage,
+    )
 
     try:
         call_command("migrate", verbosity=0)
@@ -108,14 +127,27 @@ def main() -> None:
         modes = {"ungated": passthrough, "gated": real}
         wall: dict[str, list[float]] = {m: [] for m in modes}
         cpu: dict[str, list[float]] = {m: [] for m in modes}
+        gated_count = {"n": 0, "rotations": 0}
+        long_ago = timezone.now() - dt.timedelta(days=1)
 
         def one(mode: str) -> None:
+            rotate = False
+            if mode == "gated":
+                gated_count["n"] += 1
+                every = args.rotate_every
+                rotate = bool(every) and gated_count["n"] % every == 0
+                if rotate:  # untimed: make this request's credential due
+                    LinkDevice.objects.update(rotated_at=long_ago)
             gate.serve_webinar = modes[mode]
             w0, c0 = time.perf_counter(), time.process_time()
             response = browser.get(url)
             w1, c1 = time.perf_counter(), time.process_time()
             if response.status_code != 200 or b"The room." not in response.content:
                 raise SystemExit(f"{mode}: unexpected response {response.status_code}")
+            if rotate:
+                if "paidwebinar_device" not in response.cookies:
+                    raise SystemExit("gated: the forced rotation did not happen")
+                gated_count["rotations"] += 1
             wall[mode].append(w1 - w0)
             cpu[mode].append(c1 - c0)
 
@@ -124,6 +156,7 @@ def main() -> None:
             one("gated")
         for series in (*wall.values(), *cpu.values()):
             series.clear()
+        gated_count.update(n=0, rotations=0)
         # Requests alternate one by one (order flipped every other pair), so load
         # from other processes falls on both modes alike.
         for i in range(args.rounds * args.requests):
@@ -141,6 +174,7 @@ def main() -> None:
         result = {
             "database": backend,
             "room_password": bool(args.password),
+            "rotations_measured": gated_count["rotations"],
             "requests_per_mode": args.rounds * args.requests,
             "ungated_rps": round(rps(wall["ungated"]), 1),
             "gated_rps": round(rps(wall["gated"]), 1),

@@ -41,9 +41,10 @@ def test_generate_from_paste_creates_links_with_pks_and_working_urls(webinar):
     url = link.get_url()
     assert url.startswith("https://webinars.example.com/webinars/")
     token = url.split("?access=", 1)[1]
-    link_id, mac = tokens.parse_token(token)
-    assert link_id == link.pk
-    assert tokens.verify_mac(link.pk, webinar.pk, link.salt, mac)
+    # Tokens name the link by its opaque public id, never its pk (issue 10).
+    public_id, mac = tokens.parse_token(token)
+    assert public_id == link.public_id
+    assert tokens.verify_mac(link.public_id, webinar.pk, link.salt, mac)
 
 
 def test_generate_from_tuples(webinar):

@@ -18,6 +18,11 @@ Who gets in:
 A personal link in the URL (``?access=<token>``) never binds on GET or HEAD (mail
 scanners open links): a valid, unclaimed link shows a confirm page, and only a POST
 claims it.
+
+The device credential rotates (``credential``, ``rotation_due``): a grant whose
+secret is older than DEVICE_ROTATE_AFTER asks gate.py for a new one; the secret
+rotated away admits for DEVICE_ROTATE_GRACE more seconds, and presented later it is
+refused as a copied cookie (REFUSE_REUSED, flagged on the attendance view).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from . import throttle, tokens
+from . import conf, throttle, tokens
 from .models import AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.links import LinkStatus
 
@@ -54,6 +59,7 @@ class Outcome(enum.Enum):
     REFUSE_GENERIC = "refuse_generic"  # bad/tampered/other-webinar/revoked token
     REFUSE_IN_USE = "refuse_in_use"  # every device slot taken by other browsers
     REFUSE_EXPIRED = "refuse_expired"  # only to a browser that had claimed the link
+    REFUSE_REUSED = "refuse_reused"  # a device secret rotated away: a copied cookie
     NOT_OPEN_YET = "not_open_yet"  # before the access window
     CLOSED = "closed"  # after the access window
     THROTTLED = "throttled"  # too many failures: 429 + Retry-After
@@ -89,6 +95,8 @@ class Decision:
     # Side effects gate.py carries out: an attendance record and a throttle failure.
     event: AccessEventKind | None = None
     failure_scope: str | None = None
+    # Grant with a new device secret (the credential is older than ROTATE_AFTER).
+    rotate: bool = False
 
     @property
     def granted(self) -> bool:
@@ -141,6 +149,36 @@ def has_password_pass(page: WebinarPage, cookie: str | None) -> bool:
     return tokens.has_password_pass(page.pk, page.room_password, cookie)
 
 
+class Credential(enum.Enum):
+    CURRENT = "current"  # the device's current secret
+    GRACE = "grace"  # the secret rotated away last, inside the grace
+    REUSED = "reused"  # the secret rotated away last, after the grace: copied
+
+
+def credential(device: LinkDevice, secret_hash: str | None, now: dt.datetime):
+    """How the secret hashed to ``secret_hash`` stands with ``device``, or ``None``
+    when it is neither its current secret nor the one rotated away last.
+
+    Rotation as OAuth refresh tokens do it: each rotation hands the browser a new
+    secret, so two browsers holding one copied cookie cannot both follow. The one
+    that presents the old secret after the grace is the second browser.
+    """
+    if not secret_hash:
+        return None
+    if device.secret_hash == secret_hash:
+        return Credential.CURRENT
+    if device.previous_secret_hash != secret_hash or device.rotated_at is None:
+        return None
+    grace = dt.timedelta(seconds=int(conf.get_setting("DEVICE_ROTATE_GRACE")))
+    return Credential.GRACE if now - device.rotated_at <= grace else Credential.REUSED
+
+
+def rotation_due(device: LinkDevice, now: dt.datetime) -> bool:
+    """Is the device's current secret older than DEVICE_ROTATE_AFTER?"""
+    after = int(conf.get_setting("DEVICE_ROTATE_AFTER"))
+    return after > 0 and now - device.secret_issued_at() >= dt.timedelta(seconds=after)
+
+
 # --- database reads ----------------------------------------------------------------
 
 
@@ -164,9 +202,15 @@ def load_link(page: WebinarPage, token: str | None) -> PersonalLink | None:
     if parsed is None:
         logger.debug("Gate: malformed token for page %s", page.pk)
         return None
-    link_id, mac = parsed
-    link = PersonalLink.objects.filter(pk=link_id, webinar_id=page.pk).first()
-    if link is None or not tokens.verify_mac(link.pk, page.pk, link.salt, mac):
+    ref, mac = parsed
+    # New links are named by their public id; old-form tokens by the pk.
+    lookup = {"pk": ref} if isinstance(ref, int) else {"public_id": ref}
+    link = PersonalLink.objects.filter(webinar_id=page.pk, **lookup).first()
+    # "No such id" computes and compares a MAC too (against a dummy salt): both
+    # refusals do the same work, so timing does not tell which ids exist.
+    salt = link.salt if link is not None else tokens.DUMMY_SALT
+    genuine = tokens.verify_mac(ref, page.pk, salt, mac)
+    if link is None or not genuine:
         logger.debug("Gate: unknown or forged token for page %s", page.pk)
         return None
     return link
@@ -196,9 +240,20 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
             failure_scope=TOKEN_SCOPE,
         )
 
-    devices = list(link.devices.only("pk", "secret_hash", "link_id"))
+    devices = list(
+        link.devices.only(
+            "pk", "secret_hash", "link_id", "previous_secret_hash", "rotated_at"
+        )
+    )
     mine = tokens.hash_secret(visit.device_secret) if visit.device_secret else None
-    bound = next((d for d in devices if d.secret_hash == mine), None)
+    bound = next(
+        (
+            d
+            for d in devices
+            if credential(d, mine, visit.now) in (Credential.CURRENT, Credential.GRACE)
+        ),
+        None,
+    )
 
     problem = link_problem(link, visit.now)
     if problem is AccessEventKind.REFUSED_EXPIRED and bound is not None:
@@ -224,16 +279,26 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
 def decide_clean(page: WebinarPage, visit: Visit) -> Decision:
     """The page URL without a token: device cookie, then link sharing, then teaser."""
     link = device = None
-    expired_link = None
+    expired_link = reused = None
+    mine = tokens.hash_secret(visit.device_secret) if visit.device_secret else None
     for candidate in find_bound_devices(page, visit.device_secret):
         problem = link_problem(candidate.link, visit.now)
         if problem is None:
+            if credential(candidate, mine, visit.now) is Credential.REUSED:
+                reused = candidate
+                continue
             device, link = candidate, candidate.link
             break
         if problem is AccessEventKind.REFUSED_EXPIRED:
             expired_link = candidate.link
 
     if link is None and not page.allow_link_sharing:
+        if reused is not None:
+            return Decision(
+                Outcome.REFUSE_REUSED,
+                link=reused.link,
+                event=AccessEventKind.REUSE_DETECTED,
+            )
         if expired_link is not None:
             return Decision(Outcome.REFUSE_EXPIRED, link=expired_link)
         return Decision(Outcome.TEASER)
@@ -244,7 +309,12 @@ def decide_clean(page: WebinarPage, visit: Visit) -> Decision:
 
     if page.room_password and not has_password_pass(page, visit.pass_cookie):
         return decide_password(page, visit, link=link, device=device)
-    return Decision(Outcome.GRANT, link=link, device=device)
+    rotate = (
+        device is not None
+        and credential(device, mine, visit.now) is Credential.CURRENT
+        and rotation_due(device, visit.now)
+    )
+    return Decision(Outcome.GRANT, link=link, device=device, rotate=rotate)
 
 
 def decide_password(

@@ -26,27 +26,50 @@ def new_device_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-# How long a repeated POST of one confirm form still counts as the same browser.
-CLAIM_RETRY_WINDOW = dt.timedelta(minutes=10)
-_NONCE_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+# How long a repeated POST of one confirm form still counts as the same browser:
+# what a double click (or a reload of the POST) needs, not more.
+CLAIM_RETRY_WINDOW = dt.timedelta(seconds=60)
+# How long a rendered confirm form's nonce is honoured. An older form still claims
+# a free slot (as a fresh device); it only loses the double-click idempotence.
+CLAIM_NONCE_AGE = 15 * 60
+_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
 
 
-def new_claim_nonce() -> str:
-    """A random nonce for one rendering of the confirm form."""
-    return secrets.token_urlsafe(24)
+def valid_browser_key(value: str | None) -> bool:
+    """Is ``value`` a claim key this module could have issued (the claim cookie)?"""
+    return bool(value) and len(value) == 43 and set(value) <= _KEY_CHARS
 
 
-def device_secret_for_claim(link_id: int, nonce: str | None) -> str:
+def new_browser_key() -> str:
+    """A random claim key for the claim cookie (256 bits, 43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def new_claim_nonce(link_id: int, browser_key: str) -> str:
+    """A server-issued nonce for one rendering of the confirm form, good for this
+    link in the browser holding ``browser_key`` for CLAIM_NONCE_AGE seconds."""
+    return tokens.make_claim_nonce(link_id, browser_key)
+
+
+def device_secret_for_claim(
+    link_id: int, nonce: str | None, browser_key: str | None
+) -> str:
     """The device secret a confirm form's POST binds.
 
-    Derived from the form's nonce, so a double click (two POSTs of the same form,
-    the first response and its cookie often discarded by the browser) binds one
-    device and both responses set the same cookie: the honest buyer is not locked
-    out by their own browser. Without a well-formed nonce, a random secret.
+    With a nonce the server issued to this browser (its claim cookie) for this link,
+    derived from both: a double click (two POSTs of the same form, the first
+    response and its cookies often discarded by the browser) binds one device and
+    both responses set the same cookie, so the honest buyer is not locked out by
+    their own browser. Another browser posting the same form, or any nonce the
+    server did not issue, gets a random secret: a new device, which takes a free
+    slot like any first claim and never re-enters an occupied one. (A self-chosen
+    nonce used to derive one shared secret: any number of browsers got in.)
     """
-    if not nonce or not 20 <= len(nonce) <= 64 or not set(nonce) <= _NONCE_CHARS:
+    if not valid_browser_key(browser_key) or not tokens.claim_nonce_issued(
+        link_id, browser_key, nonce, CLAIM_NONCE_AGE
+    ):
         return new_device_secret()
-    return tokens.claim_secret(link_id, nonce)
+    return tokens.claim_secret(link_id, nonce, browser_key)
 
 
 class ClaimOutcome(enum.Enum):
@@ -83,7 +106,8 @@ def claim_link(
             )
         )
         if secret_hash in devices:
-            # The same confirm form posted again: the same browser, if it is soon.
+            # The same confirm form posted again by the same browser (the secret
+            # derives from its claim key), if it is soon: a double click.
             if now - devices[secret_hash] <= CLAIM_RETRY_WINDOW:
                 return ClaimOutcome.ALREADY_BOUND
             return ClaimOutcome.IN_USE
@@ -170,6 +194,30 @@ def record_entry(
         webinar_id, AccessEventKind.ENTRY, link_id, ip=ip, user_agent=user_agent
     )
     return True
+
+
+def rotate_device(
+    secret_hash: str, now: dt.datetime, *, ip: str, user_agent: str
+) -> str | None:
+    """Give the browser holding the secret hashed to ``secret_hash`` a new device
+    secret; returns it, or ``None`` when another request rotated it first.
+
+    One UPDATE, over every device row of that browser (one secret serves all the
+    links it holds, see carry_bindings): the old hash is kept as the previous one
+    for the grace, and the device's browser and network become those of the
+    browser now holding the secret, so a later reuse shows both on the attendance
+    view. Conditional on the old hash, so of two simultaneous rotations one wins;
+    the other's browser holds the previous secret, fine inside the grace.
+    """
+    secret = new_device_secret()
+    updated = LinkDevice.objects.filter(secret_hash=secret_hash).update(
+        secret_hash=tokens.hash_secret(secret),
+        previous_secret_hash=secret_hash,
+        rotated_at=now,
+        user_agent=(user_agent or "")[:255],
+        ip=truncate_ip(ip),
+    )
+    return secret if updated else None
 
 
 def carry_bindings(old_secret: str, new_secret: str, *, except_link_id: int) -> int:

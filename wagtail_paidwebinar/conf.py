@@ -47,6 +47,13 @@ DEFAULTS: dict[str, Any] = {
     # Device cookie set when a personal link is claimed.
     "DEVICE_COOKIE_NAME": "paidwebinar_device",
     "DEVICE_COOKIE_AGE": 60 * 60 * 24 * 400,
+    # Device credential rotation: a granted page view whose device secret is older
+    # than DEVICE_ROTATE_AFTER seconds gets a new one (0: never rotate); the secret
+    # rotated away still admits for DEVICE_ROTATE_GRACE seconds (tabs, double
+    # clicks, a response in flight), after which presenting it is refused and flags
+    # the link as used from two browsers.
+    "DEVICE_ROTATE_AFTER": 5 * 60,
+    "DEVICE_ROTATE_GRACE": 60,
     # Password / token failures allowed per client and page, per window (seconds);
     # the per-IP ceiling is looser so one office behind one address is not locked out.
     "THROTTLE_FAILURES": 5,

@@ -39,6 +39,7 @@ _TEMPLATES = {
     Outcome.REFUSE_GENERIC: ("wagtail_paidwebinar/gate/refused.html", 403),
     Outcome.REFUSE_IN_USE: ("wagtail_paidwebinar/gate/in_use.html", 403),
     Outcome.REFUSE_EXPIRED: ("wagtail_paidwebinar/gate/expired.html", 403),
+    Outcome.REFUSE_REUSED: ("wagtail_paidwebinar/gate/reused.html", 403),
     Outcome.NOT_OPEN_YET: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.CLOSED: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.THROTTLED: ("wagtail_paidwebinar/gate/throttled.html", 429),
@@ -47,6 +48,11 @@ _TEMPLATES = {
 
 def pass_cookie_name(page: WebinarPage) -> str:
     return f"{conf.get_setting('DEVICE_COOKIE_NAME')}_pass_{page.pk}"
+
+
+def claim_cookie_name() -> str:
+    """The cookie holding this browser's claim key (claims.device_secret_for_claim)."""
+    return f"{conf.get_setting('DEVICE_COOKIE_NAME')}_claim"
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -120,8 +126,10 @@ def serve_webinar(
     """Serve ``page`` through the gate."""
     visit = read_visit(page, request)
     decision = access.decide(page, visit)
-    apply_side_effects(page, request, visit, decision)
+    new_secret = apply_side_effects(page, request, visit, decision)
     response = respond(page, request, visit, decision, callback, args, kwargs)
+    if new_secret is not None:
+        set_device_cookie(request, response, new_secret)
     add_never_cache_headers(response)
     if visit.token is not None:
         # The token must not travel in a Referer, to other sites or our own. Not
@@ -136,23 +144,49 @@ def serve_webinar(
 
 def apply_side_effects(
     page: WebinarPage, request: HttpRequest, visit: Visit, decision: Decision
-) -> None:
-    """Throttle counters, attendance records and last-seen stamps."""
+) -> str | None:
+    """Throttle counters, attendance records, last-seen stamps and the rotation of
+    the device credential; returns the new device secret when it was rotated."""
     if decision.failure_scope:
         throttle.record_failure(decision.failure_scope, page.pk, visit.client, visit.ip)
     if decision.event is not None:
         record_event(page, request, decision.event, decision.link)
     device = decision.device
-    if decision.outcome is Outcome.GRANT and device is not None:
-        claims.record_entry(
-            page.pk,
-            device.pk,
-            device.link_id,
-            device.last_seen_at,
+    if decision.outcome is not Outcome.GRANT or device is None:
+        return None
+    if decision.rotate:
+        # A rotating view writes the rotation only (one UPDATE); its entry, if
+        # due, is recorded by the next view, which no longer rotates.
+        return claims.rotate_device(
+            device.secret_hash,
             visit.now,
             ip=client_ip(request),
             user_agent=user_agent(request),
         )
+    claims.record_entry(
+        page.pk,
+        device.pk,
+        device.link_id,
+        device.last_seen_at,
+        visit.now,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
+    )
+    return None
+
+
+def set_device_cookie(
+    request: HttpRequest, response: HttpResponse, secret: str
+) -> None:
+    """The device cookie: the browser's credential for the links it holds."""
+    response.set_cookie(
+        conf.get_setting("DEVICE_COOKIE_NAME"),
+        secret,
+        max_age=int(conf.get_setting("DEVICE_COOKIE_AGE")),
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
 
 
 def record_event(
@@ -221,12 +255,27 @@ def render_gate_page(
         "retry_after_minutes": max(1, (decision.retry_after + 59) // 60),
         "room_visible": False,
     }
-    if decision.outcome is Outcome.REFUSE_IN_USE:
+    if decision.outcome in (Outcome.REFUSE_IN_USE, Outcome.REFUSE_REUSED):
         context["contact_email"] = organiser_email(request)
+    browser_key = None
     if decision.outcome is Outcome.CONFIRM:
+        # The nonce is signed for this link and for a key only this browser holds
+        # (its claim cookie), so the form is worth nothing posted from elsewhere.
+        browser_key = request.COOKIES.get(claim_cookie_name())
+        if not claims.valid_browser_key(browser_key):
+            browser_key = claims.new_browser_key()
         context["claim_nonce_field"] = access.CLAIM_NONCE_FIELD
-        context["claim_nonce"] = claims.new_claim_nonce()
+        context["claim_nonce"] = claims.new_claim_nonce(decision.link.pk, browser_key)
     response = TemplateResponse(request, template, context, status=status)
+    if browser_key is not None:
+        response.set_cookie(
+            claim_cookie_name(),
+            browser_key,
+            max_age=claims.CLAIM_NONCE_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
     if decision.outcome is Outcome.THROTTLED:
         response.headers["Retry-After"] = str(max(1, decision.retry_after))
     return response
@@ -256,7 +305,9 @@ def claim(
     # A new secret on every claim, never the cookie the browser sent: a device
     # cookie planted by someone else (cookie injection from a sibling domain) never
     # ends up bound to a real link.
-    secret = claims.device_secret_for_claim(link.pk, visit.claim_nonce)
+    secret = claims.device_secret_for_claim(
+        link.pk, visit.claim_nonce, request.COOKIES.get(claim_cookie_name())
+    )
     outcome = claims.claim_link(
         link.pk, secret, user_agent=user_agent(request), ip=client_ip(request)
     )
@@ -275,12 +326,5 @@ def claim(
     grants[str(page.pk)] = link.pk
     request.session["paidwebinar_grants"] = grants
     response = HttpResponseRedirect(clean_path(request))
-    response.set_cookie(
-        conf.get_setting("DEVICE_COOKIE_NAME"),
-        secret,
-        max_age=int(conf.get_setting("DEVICE_COOKIE_AGE")),
-        httponly=True,
-        samesite="Lax",
-        secure=request.is_secure(),
-    )
+    set_device_cookie(request, response, secret)
     return response

@@ -1,8 +1,10 @@
 """The plugin's one home for digests and MACs.
 
-Personal link tokens: ``<link id>.<mac>``.
+Personal link tokens: ``<public id>.<mac>``; links sent before public ids existed
+carry ``<link pk>.<mac>`` and keep working until re-issued (a new salt).
 
-The mac is an HMAC-SHA256 (Django's ``salted_hmac``) over the link id, the webinar id
+The mac is an HMAC-SHA256 (Django's ``salted_hmac``) over the link's public id (or
+pk, old form), the webinar id
 and a random per-link salt, keyed by ``SECRET_KEY``; tokens made with a key in
 ``SECRET_KEY_FALLBACKS`` still verify, so a key rotation does not break links already
 sent. The database stores the salt, never the token: a database dump alone admits
@@ -23,6 +25,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import string
 
 from django.conf import settings
 from django.core import signing
@@ -35,6 +38,11 @@ CLAIM_NONCE_KEY_SALT = "wagtail_paidwebinar.claims.claim_nonce"
 PASS_SALT = "wagtail_paidwebinar.access.password_pass"  # noqa: S105 - a name, not a secret
 # An id is a positive integer below 2**63; anything longer is garbage.
 _MAX_ID_DIGITS = 19
+_MIN_PUBLIC_ID, _MAX_PUBLIC_ID = 10, 16
+_PUBLIC_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+# Salt of the MAC computed for a token naming no link: "no such id" then costs
+# what "wrong mac" costs (a timing difference told them apart).
+DUMMY_SALT = "wagtail_paidwebinar.tokens.no-such-link"
 
 
 def new_salt() -> str:
@@ -42,29 +50,50 @@ def new_salt() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_public_id() -> str:
+    """A fresh opaque public id for a link's token (12 url-safe characters, 72
+    bits): says nothing about how many links exist. Never all digits, so it is
+    never mistaken for an old-form ``<pk>`` token."""
+    while True:
+        value = secrets.token_urlsafe(9)
+        if not value.isdigit():
+            return value
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _mac(link_id: int, webinar_id: int, salt: str, secret: str | bytes) -> str:
+def _mac(link_id: int | str, webinar_id: int, salt: str, secret: str | bytes) -> str:
     value = f"{link_id}:{webinar_id}:{salt}"
     digest = salted_hmac(KEY_SALT, value, secret=secret, algorithm="sha256").digest()
     return _b64(digest[: int(conf.get_setting("TOKEN_BYTES"))])
 
 
-def make_token(link_id: int, webinar_id: int, salt: str) -> str:
-    """The token of a link, keyed by the current SECRET_KEY."""
+def make_token(link_id: int | str, webinar_id: int, salt: str) -> str:
+    """The token of a link, keyed by the current SECRET_KEY: ``link_id`` is the
+    link's public id (or, old form, its pk)."""
     return f"{link_id}.{_mac(link_id, webinar_id, salt, settings.SECRET_KEY)}"
 
 
-def parse_token(token: object) -> tuple[int, str] | None:
-    """Split a token into ``(link_id, mac)``; ``None`` when it is malformed."""
+def parse_token(token: object) -> tuple[int | str, str] | None:
+    """Split a token into ``(link ref, mac)``: the ref is an ``int`` pk (old form)
+    or a ``str`` public id; ``None`` when the token is malformed."""
     if not isinstance(token, str) or len(token) > 200:
         return None
     link_part, sep, mac = token.partition(".")
-    if not sep or not mac or not link_part.isascii() or not link_part.isdigit():
+    if not sep or not mac or not link_part.isascii():
         return None
-    if len(link_part) > _MAX_ID_DIGITS or link_part.startswith("0"):
+    if link_part.isdigit():
+        if len(link_part) > _MAX_ID_DIGITS or link_part.startswith("0"):
+            return None
+        ref: int | str = int(link_part)
+    elif (
+        _MIN_PUBLIC_ID <= len(link_part) <= _MAX_PUBLIC_ID
+        and set(link_part) <= _PUBLIC_ID_CHARS
+    ):
+        ref = link_part
+    else:
         return None
     try:
         # Reject anything that is not canonical base64url of the right length.
@@ -74,10 +103,10 @@ def parse_token(token: object) -> tuple[int, str] | None:
         return None
     if len(raw) != int(conf.get_setting("TOKEN_BYTES")) or _b64(raw) != mac:
         return None
-    return int(link_part), mac
+    return ref, mac
 
 
-def verify_mac(link_id: int, webinar_id: int, salt: str, mac: str) -> bool:
+def verify_mac(link_id: int | str, webinar_id: int, salt: str, mac: str) -> bool:
     """Constant-time check of ``mac`` against SECRET_KEY and its fallbacks."""
     secrets_to_try = [
         settings.SECRET_KEY,
@@ -103,11 +132,40 @@ def hash_secret(secret: str) -> str:
     return digest(secret).hex()
 
 
-def claim_secret(link_id: int, nonce: str) -> str:
-    """The device secret a confirm form's nonce derives (see
-    ``claims.device_secret_for_claim``): an HMAC keyed by SECRET_KEY, hex."""
-    value = f"{link_id}:{nonce}"
+def claim_secret(link_id: int, nonce: str, browser_key: str) -> str:
+    """The device secret a confirm form's POST binds (see ``claims.device_secret``):
+    an HMAC keyed by SECRET_KEY over the link, the form's nonce and the browser's
+    claim key, hex. Another browser posting the same form has another key."""
+    value = f"{link_id}:{nonce}:{browser_key}"
     return salted_hmac(CLAIM_NONCE_KEY_SALT, value, algorithm="sha256").hexdigest()
+
+
+def _claim_signer(link_id: int, browser_key: str) -> signing.TimestampSigner:
+    # The link and a digest of the browser's claim key are in the salt: a nonce is
+    # good for one link in one browser. Built per call (SECRET_KEY and its fallbacks
+    # are read when the signer is made).
+    salt = f"{CLAIM_NONCE_KEY_SALT}:{link_id}:{hash_secret(browser_key)}"
+    return signing.TimestampSigner(salt=salt, algorithm="sha256")
+
+
+def make_claim_nonce(link_id: int, browser_key: str) -> str:
+    """A nonce for one rendering of the confirm form of ``link_id``, signed for the
+    browser holding ``browser_key``."""
+    return _claim_signer(link_id, browser_key).sign(secrets.token_urlsafe(12))
+
+
+def claim_nonce_issued(
+    link_id: int, browser_key: str | None, nonce: str | None, max_age: int
+) -> bool:
+    """Did the server issue ``nonce`` for ``link_id`` to this browser, at most
+    ``max_age`` seconds ago?"""
+    if not browser_key or not nonce or len(nonce) > 200 or len(browser_key) > 200:
+        return False
+    try:
+        _claim_signer(link_id, browser_key).unsign(nonce, max_age=max_age)
+    except signing.BadSignature:
+        return False
+    return True
 
 
 # --- the room password pass --------------------------------------------------------

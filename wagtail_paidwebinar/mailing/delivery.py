@@ -54,6 +54,7 @@ _ROW_FIELDS = (
     "name",
     "link_id",
     "link__salt",
+    "link__public_id",
     "link__revoked_at",
     "subscriber_id",
     "subscriber__subscribed",
@@ -365,6 +366,7 @@ def _prepare(
         name,
         link_id,
         link_salt,
+        link_public_id,
         link_revoked_at,
         subscriber_id,
         subscribed,
@@ -377,7 +379,8 @@ def _prepare(
             pk, refusal=str(_("The personal link is missing or revoked; not sent."))
         )
     try:
-        token = tokens.make_token(link_id, mailing.webinar_id, link_salt)
+        # The link's public id, as PersonalLink.token: never its pk.
+        token = tokens.make_token(link_public_id, mailing.webinar_id, link_salt)
         link = personal_url(page_url, token)
         unsubscribe = ""
         if subscriber_id is not None and template.list_unsubscribe:

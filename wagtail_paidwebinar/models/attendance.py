@@ -18,6 +18,7 @@ class AccessEventKind(models.TextChoices):
     REFUSED_REVOKED = "refused_revoked", _("Refused: revoked link")
     REFUSED_EXPIRED = "refused_expired", _("Refused: expired link")
     PASSWORD_FAILED = "password_failed", _("Wrong room password")
+    REUSE_DETECTED = "reuse_detected", _("Refused: used from two browsers")
 
 
 def truncate_ip(value: str | None) -> str:

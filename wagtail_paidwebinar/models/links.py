@@ -77,6 +77,9 @@ class PersonalLinkQuerySet(models.QuerySet):
         """
         if not rows:
             return []
+        if "public_id" not in rows[0]:
+            # A default is evaluated once per batch here; the public id is unique.
+            rows = [{**row, "public_id": tokens.new_public_id()} for row in rows]
         alias = self._db or router.db_for_write(self.model, **self._hints)
         conn = connections[alias]
         if conn.vendor != "postgresql":
@@ -149,7 +152,8 @@ def with_urls(links: Iterable[PersonalLink]) -> Iterator[tuple[PersonalLink, str
 class PersonalLink(models.Model):
     """A link that admits one person (``webinar.max_devices_per_link`` browsers).
 
-    The token is derived from ``salt`` (see tokens.py) and never stored.
+    The token is derived from ``public_id`` and ``salt`` (see tokens.py) and never
+    stored.
     """
 
     webinar = models.ForeignKey(
@@ -163,6 +167,11 @@ class PersonalLink(models.Model):
     # Lower-cased, NFC-normalised e-mail used for uniqueness ("" when none).
     email_normalized = models.CharField(max_length=254, blank=True, editable=False)
     salt = models.CharField(max_length=64, default=tokens.new_salt, editable=False)
+    # The token names the link by this, never by the pk (which would tell every
+    # participant how many links the site has issued).
+    public_id = models.CharField(
+        max_length=16, unique=True, default=tokens.new_public_id, editable=False
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -201,7 +210,10 @@ class PersonalLink(models.Model):
     # --- tokens -------------------------------------------------------------------
     @property
     def token(self) -> str:
-        return tokens.make_token(self.pk, self.webinar_id, self.salt)
+        """``<public id>.<mac>``. A stand-in never saved (the mailing's sample link,
+        pk 0) keeps the pk form: id 0 names no link, so the gate refuses it."""
+        ref = self.pk if self._state.adding and self.pk is not None else self.public_id
+        return tokens.make_token(ref, self.webinar_id, self.salt)
 
     def get_url(self) -> str:
         """The absolute personal URL: the webinar page URL plus ``?access=<token>``."""
@@ -235,7 +247,15 @@ class PersonalLink(models.Model):
 
 
 # Model.from_db() wants values in the models' field order: keep these in it.
-_DEVICE_FIELDS = ("id", "link_id", "last_seen_at")
+_DEVICE_FIELDS = (
+    "id",
+    "link_id",
+    "secret_hash",
+    "created_at",
+    "last_seen_at",
+    "previous_secret_hash",
+    "rotated_at",
+)
 _LINK_FIELDS = ("id", "webinar_id", "name", "expires_at", "revoked_at", "claimed_at")
 _bound_sql_cache: dict[str, str] = {}
 
@@ -269,7 +289,10 @@ def _bound_sql(conn) -> str:
             f"SELECT {', '.join(columns)} "  # noqa: S608 - identifiers from _meta
             f"FROM {q(device.db_table)} d INNER JOIN {q(link.db_table)} l "
             f"ON l.{col(link, 'id')} = d.{col(device, 'link')} "
-            f"WHERE d.{col(device, 'secret_hash')} = %s "
+            # The current secret or the one rotated away last (grace and reuse
+            # detection): two indexed lookups OR-ed in the one query.
+            f"WHERE (d.{col(device, 'secret_hash')} = %s "
+            f"OR d.{col(device, 'previous_secret_hash')} = %s) "
             f"AND l.{col(link, 'webinar')} = %s ORDER BY d.{col(device, 'id')}"
         )
         _bound_sql_cache[conn.alias] = sql
@@ -285,9 +308,10 @@ def _aware(value):
 
 class LinkDeviceQuerySet(models.QuerySet):
     def bound_for(self, webinar_id: int, secret_hash: str) -> list[LinkDevice]:
-        """The device rows holding ``secret_hash`` for links of ``webinar_id``, each
-        with its link, in one query: an index lookup on the hash joined with the
-        link row. This is the gate's hot path (every granted request runs it).
+        """The device rows holding ``secret_hash`` (as their current secret or as the
+        one rotated away last) for links of ``webinar_id``, each with its link, in
+        one query: index lookups on the hash joined with the link row. This is the
+        gate's hot path (every granted request runs it).
 
         Written out rather than built with the ORM on every request: compiling a
         select_related queryset costs more than running it, and the gate's budget
@@ -297,7 +321,7 @@ class LinkDeviceQuerySet(models.QuerySet):
         alias = self._db or router.db_for_read(self.model, **self._hints)
         conn = connections[alias]
         with conn.cursor() as cursor:
-            cursor.execute(_bound_sql(conn), [secret_hash, webinar_id])
+            cursor.execute(_bound_sql(conn), [secret_hash, secret_hash, webinar_id])
             rows = cursor.fetchall()
         devices = []
         split = len(_DEVICE_FIELDS)
@@ -324,6 +348,11 @@ class LinkDevice(models.Model):
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
     user_agent = models.CharField(_("browser"), max_length=255, blank=True)
     ip = models.CharField(_("network (truncated IP)"), max_length=64, blank=True)
+    # Credential rotation (claims.rotate_device): the hash the secret had before the
+    # last rotation, still honoured for DEVICE_ROTATE_GRACE seconds after
+    # ``rotated_at``; presented later it means the cookie was copied.
+    previous_secret_hash = models.CharField(max_length=64, blank=True, default="")
+    rotated_at = models.DateTimeField(_("credential rotated at"), null=True, blank=True)
 
     objects = LinkDeviceQuerySet.as_manager()
 
@@ -335,6 +364,15 @@ class LinkDevice(models.Model):
                 fields=["secret_hash", "link"], name="paidwebinar_device_unique"
             )
         ]
+        indexes = [
+            models.Index(
+                fields=["previous_secret_hash"], name="paidwebinar_device_previous"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.user_agent or str(_("device"))
+
+    def secret_issued_at(self) -> dt.datetime:
+        """When the current secret was issued (claim or last rotation)."""
+        return self.rotated_at or self.created_at

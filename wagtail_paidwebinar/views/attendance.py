@@ -15,7 +15,13 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.widgets import Button
 
 from ..csvutils import csv_response
-from ..models import AccessEvent, AccessEventKind, PersonalLink, WebinarPage
+from ..models import (
+    AccessEvent,
+    AccessEventKind,
+    LinkDevice,
+    PersonalLink,
+    WebinarPage,
+)
 from ..permissions import (
     attendance_webinars,
     can_view_any_attendance,
@@ -51,9 +57,38 @@ def attendance_rows(page: WebinarPage):
                 "access_events__time",
                 filter=Q(access_events__kind=AccessEventKind.REFUSED_IN_USE),
             ),
+            reuse_count=Count(
+                "access_events",
+                filter=Q(access_events__kind=AccessEventKind.REUSE_DETECTED),
+                distinct=True,
+            ),
         )
-        .order_by("-refused_count", "claimed_at", "name", "pk")
+        .order_by("-reuse_count", "-refused_count", "claimed_at", "name", "pk")
     )
+
+
+def two_browsers(rows) -> None:
+    """For rows flagged "used from two browsers": ``row.browsers``, the browser
+    holding the link now (its device rows) and the ones refused with a copy of its
+    cookie (the reuse events), as (user agent, truncated network) pairs."""
+    flagged = {row.pk: row for row in rows if row.reuse_count}
+    if not flagged:
+        return
+    for row in flagged.values():
+        row.browsers = []
+    devices = LinkDevice.objects.filter(link_id__in=flagged).values_list(
+        "link_id", "user_agent", "ip"
+    )
+    reuses = (
+        AccessEvent.objects.filter(
+            link_id__in=flagged, kind=AccessEventKind.REUSE_DETECTED
+        )
+        .values_list("link_id", "user_agent", "ip")
+        .distinct()
+    )
+    for link_id, agent, ip in [*devices, *reuses]:
+        if (agent, ip) not in flagged[link_id].browsers:
+            flagged[link_id].browsers.append((agent, ip))
 
 
 class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
@@ -94,6 +129,7 @@ class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
         rows = attendance_rows(self.page)
         paginator = Paginator(rows, PER_PAGE)
         page_obj = paginator.get_page(self.request.GET.get("p"))
+        two_browsers(page_obj.object_list)
         links = PersonalLink.objects.filter(webinar=self.page)
         context.update(
             webinar=self.page,
@@ -102,7 +138,11 @@ class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
             total_links=links.count(),
             joined=links.filter(claimed_at__isnull=False).count(),
             flagged=AccessEvent.objects.filter(
-                webinar=self.page, kind=AccessEventKind.REFUSED_IN_USE
+                webinar=self.page,
+                kind__in=[
+                    AccessEventKind.REFUSED_IN_USE,
+                    AccessEventKind.REUSE_DETECTED,
+                ],
             )
             .exclude(link=None)
             .values("link")
