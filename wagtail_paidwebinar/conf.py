@@ -64,6 +64,10 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 500,
     "SEND_DELAY": 0.0,
     "STALE_SENDING_SECONDS": 15 * 60,
+    # E-mail connections per worker (threads), each claiming its own ledger rows:
+    # against a distant relay a connection waits on round trips, so several send
+    # at once. At most one duplicate per connection per crash. 1 = one connection.
+    "SMTP_CONNECTIONS": 8,
     # Transient SMTP failures: retries and their delays (seconds).
     "RETRY_DELAYS": [30, 120, 600],
     # PostgreSQL: make every ledger update durable before the next message (slow on
