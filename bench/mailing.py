@@ -358,6 +358,100 @@ def bench_naive(webinar, n: int) -> dict:
     }
 
 
+def _baseline_wire(rev: str):
+    """``mailing/wire.py`` as it was at git revision ``rev`` (the hand-laid MIME
+    builder it had before the one-builder change), imported next to today's
+    modules so both are timed in one process."""
+    import importlib.util
+
+    source = subprocess.run(
+        ["git", "show", f"{rev}:wagtail_paidwebinar/mailing/wire.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    name = "wagtail_paidwebinar.mailing._baseline_wire"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "wagtail_paidwebinar.mailing"
+    exec(compile(source, f"{rev}:wire.py", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def bench_build(webinar, n: int, baseline: str | None = None, rounds: int = 3) -> dict:
+    """Per-message cost of building one recipient's message, ready to send
+    (personalise + build + serialise), in microseconds (best of ``rounds``):
+    today's builder (message.compose, stdlib EmailMessage + policy.SMTP), Django's
+    own EmailMultiAlternatives serialised as its SMTP backend does, and with
+    ``baseline`` the hand-laid wire.py of that git revision."""
+    from email.mime.text import MIMEText
+    from email.utils import formataddr
+
+    from django.core.mail import EmailMultiAlternatives
+
+    from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.mailing.message import Layout, compose
+    from wagtail_paidwebinar.mailing.render import build_template, personalise
+
+    mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
+    template = build_template(mailing)
+    people = [
+        (
+            f"Uczestnik Żółć {i:06d}",
+            f"build{i:06d}@example.org",
+            f"https://webinars.example.com/webinars/x/?access={i}.abcdefghijklmnopqrstuvwx",
+        )
+        for i in range(n)
+    ]
+    layout = Layout(template)
+
+    def ours():
+        for name, email, link in people:
+            rendered = personalise(template, name=name, link=link)
+            invitation = compose(
+                template, rendered, name=name, email=email, layout=layout
+            )
+            invitation.as_bytes()
+
+    def django():
+        for name, email, link in people:
+            rendered = personalise(template, name=name, link=link)
+            message = EmailMultiAlternatives(
+                subject=rendered.subject,
+                body=rendered.text,
+                from_email=template.from_email,
+                to=[formataddr((name, email))],
+                reply_to=template.reply_to,
+            )
+            message.attach_alternative(rendered.html, "text/html")
+            part = MIMEText(rendered.ics, "calendar", "utf-8")
+            part.add_header("Content-Disposition", "attachment", filename="x.ics")
+            message.attach(part)
+            message.message().as_bytes(linesep="\r\n")
+
+    builders = {"ours_compose": ours, "django_message": django}
+    if baseline:
+        wire = _baseline_wire(baseline).WireMessage(template)
+
+        def hand_laid():
+            for name, email, link in people:
+                wire.envelope(name=name, email=email, link=link)
+
+        builders[f"hand_laid_wire_at_{baseline}"] = hand_laid
+    figures = {}
+    for label, build in builders.items():
+        best = float("inf")
+        for _round in range(rounds):
+            t0 = time.perf_counter()
+            build()
+            best = min(best, time.perf_counter() - t0)
+        figures[f"{label}_us_per_message"] = round(best / n * 1e6)
+    figures["messages"] = n
+    figures["load"] = round(os.getloadavg()[0], 1)
+    return figures
+
+
 def start_workers(count: int) -> list[subprocess.Popen]:
     import django_rq
     from rq import Worker
@@ -554,6 +648,16 @@ def main() -> None:
         default=0,
         help="with --pipelining: also through a proxy adding this round-trip time",
     )
+    parser.add_argument(
+        "--build-cost",
+        action="store_true",
+        help="only time building one message (today's builder against Django's)",
+    )
+    parser.add_argument(
+        "--build-baseline",
+        default=None,
+        help="with --build-cost: also time the hand-laid wire.py of this git rev",
+    )
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--only-memory", action="store_true")
     parser.add_argument("--rounds", type=int, default=3, help="speed rounds")
@@ -579,7 +683,9 @@ def main() -> None:
 
         django_rq.get_connection("default").flushdb()
         webinar = make_webinar()
-        if not args.only_memory and args.rounds > 0:
+        if args.build_cost:
+            results["build"] = bench_build(webinar, 1000, args.build_baseline)
+        elif not args.only_memory and args.rounds > 0:
             # Rounds of floor / naive / ours / floor, so that each ratio compares
             # runs made under the same machine load.
             rounds = []
@@ -631,13 +737,13 @@ def main() -> None:
                 "ours_vs_floor >= 0.8": results["median_ratio_ours_to_floor"] >= 0.8,
                 "ours_vs_naive >= 4": results["median_ratio_ours_to_naive"] >= 4,
             }
-        if args.pipelining:
+        if args.pipelining and not args.build_cost:
             results["ours_pipelining_server"] = run_pipelining(webinar, n_ours)
             if args.rtt_ms:
                 results["ours_pipelining_server_rtt"] = run_pipelining(
                     webinar, n_floor, args.rtt_ms
                 )
-        if not args.no_memory:
+        if not args.no_memory and not args.build_cost:
             results["memory"] = bench_memory(webinar, n_memory, args.memory_max_jobs)
             results.setdefault("targets", {})["peak_rss < 200 MB"] = (
                 results["memory"]["peak_rss_mb"] < 200

@@ -38,7 +38,7 @@ from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
 from ..models.links import personal_url
 from ..utils import absolute_page_url, base_url
 from . import ledger
-from .message import CONNECTION, PERMANENT, TRANSIENT, build_message, classify
+from .message import CONNECTION, PERMANENT, TRANSIENT, Layout, classify, compose
 from .render import (
     MailingTemplate,
     frozen_template,
@@ -46,12 +46,7 @@ from .render import (
     personalise,
 )
 from .unsubscribe import token_for, url_for_token
-from .wire import (
-    WireMessage,
-    abort_transaction,
-    finish_transaction,
-    open_transaction,
-)
+from .wire import abort_transaction, finish_transaction, open_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +96,10 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
         return counts, []
 
     count = connection_count(len(rows))
+    template = frozen_template(mailing)
     batch = _Batch(
         mailing=mailing,
-        template=frozen_template(mailing),
+        template=template,
         page_url=absolute_page_url(mailing.webinar),
         base=base_url(),
         # The worker's pace (send_rate, SEND_DELAY) shared by its connections.
@@ -234,14 +230,17 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
         logger.warning("Mailing %s: cannot connect: %s", mailing_id, result.error)
         return result
 
-    # For Django's SMTP backend the messages go out as bytes laid out once per
-    # batch (wire.py): far cheaper than Django's per-message serialisation
-    # (figures in docs/invitations.md).
-    wire = _wire_for(batch.template) if isinstance(connection, SMTPBackend) else None
+    # For Django's SMTP backend the loop runs the SMTP transaction itself (wire.py:
+    # split in two halves, PIPELINING) with the message's bytes; any other backend
+    # gets a Django message. Both come from the one builder (message.compose).
+    smtp = isinstance(connection, SMTPBackend)
     # A builder thread renders the next message while this one waits for the
     # SMTP server's replies (socket waits release the GIL).
-    book = _Ledger(pipelined=wire is not None and not batch.delay)
+    book = _Ledger(pipelined=smtp and not batch.delay)
     builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
+    # Laid out once per connection (each has its own: a layout is not shared
+    # between threads).
+    layout = _layout_for(batch.template)
 
     def prepare(row: tuple) -> Future:
         return builder.submit(
@@ -252,7 +251,8 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
             batch.page_url,
             batch.base,
             connection,
-            wire,
+            layout,
+            smtp,
         )
 
     try:
@@ -436,10 +436,10 @@ class _Ledger:
             self._thread.shutdown(wait=True)
 
 
-def _wire_for(template: MailingTemplate) -> WireMessage | None:
+def _layout_for(template: MailingTemplate) -> Layout | None:
     try:
-        return WireMessage(template)
-    except Exception:  # e.g. a broken sender: each row fails with Django's error
+        return Layout(template)
+    except Exception:  # e.g. a broken sender address: each row fails with it
         logger.exception("Cannot lay out the mailing's messages")
         return None
 
@@ -479,7 +479,7 @@ class Prepared:
     refusal: str = ""
     error: BaseException | None = None
     message: EmailMultiAlternatives | None = None  # non-SMTP backends
-    data: bytes | None = None  # SMTP: the message as sent (wire.py)
+    data: bytes | None = None  # SMTP: the message as sent
     quoted: tuple[str, list[str]] | None = None  # SMTP: from, [to], quoted
     message_id: str = ""
 
@@ -491,11 +491,12 @@ def _prepare(
     page_url: str,
     base: str,
     connection,
-    wire: WireMessage | None,
+    layout: Layout | None,
+    smtp: bool,
 ) -> Prepared:
-    """Build one row's message (pure: no database; runs in the builder thread):
-    with ``wire``, straight to the bytes SMTP sends; otherwise a Django message
-    for a non-SMTP e-mail backend."""
+    """Build one row's message (pure: no database; runs in the builder thread)
+    with :func:`.message.compose`: for SMTP straight to the bytes sent, otherwise
+    as a Django message for ``connection``."""
     (
         pk,
         email,
@@ -521,30 +522,31 @@ def _prepare(
             unsubscribe = url_for_token(
                 token_for(subscriber_id, unsubscribe_salt), base
             )
-        if wire is not None:
-            _from, recipients, data, message_id = wire.envelope(
-                name=name, email=email, link=link, unsubscribe_url=unsubscribe
-            )
-            return Prepared(
-                pk,
-                data=data,
-                quoted=(wire.quoted_from, [quoteaddr(r) for r in recipients]),
-                message_id=message_id,
-            )
         rendered = personalise(
             template, name=name, link=link, unsubscribe_url=unsubscribe
         )
-        message = build_message(
+        invitation = compose(
             template,
             rendered,
             name=name,
             email=email,
             unsubscribe_url=unsubscribe,
-            connection=connection,
+            layout=layout,
         )
+        if smtp:
+            return Prepared(
+                pk,
+                data=invitation.as_bytes(),
+                quoted=(
+                    quoteaddr(invitation.envelope_from),
+                    [quoteaddr(r) for r in invitation.recipients],
+                ),
+                message_id=invitation.message_id,
+            )
+        message = invitation.as_django(connection)
     except Exception as exc:
         return Prepared(pk, error=exc)
-    return Prepared(pk, message=message, message_id=message.extra_headers["Message-ID"])
+    return Prepared(pk, message=message, message_id=invitation.message_id)
 
 
 def _deliver(
