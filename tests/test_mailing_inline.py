@@ -386,9 +386,10 @@ def test_server_without_pipelining_gets_one_command_at_a_time(
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's"
 )
-def test_ledger_commits_skip_the_wal_flush_unless_asked(settings):
-    """The send loop's connection runs ``SET synchronous_commit TO OFF`` and puts
-    it back afterwards; LEDGER_SYNCHRONOUS_COMMIT keeps every commit durable."""
+def test_ledger_commits_are_durable_unless_the_site_opts_out(settings):
+    """By default the send loop leaves the database's durability alone; with
+    LEDGER_SYNCHRONOUS_COMMIT = False its connection runs ``SET synchronous_commit
+    TO OFF`` and puts it back afterwards."""
 
     def current() -> str:
         with connection.cursor() as cursor:
@@ -397,11 +398,12 @@ def test_ledger_commits_skip_the_wal_flush_unless_asked(settings):
 
     durable = current()
     restore = _relax_commit()
-    assert current() == "off"
+    assert current() == durable
     restore()
     assert current() == durable
 
-    settings.WAGTAIL_PAIDWEBINAR_LEDGER_SYNCHRONOUS_COMMIT = True
+    settings.WAGTAIL_PAIDWEBINAR_LEDGER_SYNCHRONOUS_COMMIT = False
     restore = _relax_commit()
-    assert current() == durable
+    assert current() == "off"
     restore()
+    assert current() == durable

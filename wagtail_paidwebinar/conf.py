@@ -70,10 +70,11 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_CONNECTIONS": 8,
     # Transient SMTP failures: retries and their delays (seconds).
     "RETRY_DELAYS": [30, 120, 600],
-    # PostgreSQL: make every ledger update durable before the next message (slow on
-    # disks where a WAL flush costs milliseconds). Off: a worker crash still loses
-    # nothing; only a database server crash may re-send the last ~0.6 s of messages.
-    "LEDGER_SYNCHRONOUS_COMMIT": False,
+    # PostgreSQL: every ledger update is durable (the host database's own
+    # synchronous_commit) unless the site opts out with False: then the worker's
+    # ledger connections commit without waiting for the WAL flush (a worker crash
+    # still loses nothing; a database server crash may re-send the last ~0.6 s).
+    "LEDGER_SYNCHRONOUS_COMMIT": True,
 }
 
 

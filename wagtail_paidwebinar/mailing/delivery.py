@@ -445,14 +445,16 @@ def _layout_for(template: MailingTemplate) -> Layout | None:
 
 
 def _relax_commit():
-    """On PostgreSQL, let this connection's ledger commits return before the WAL
-    is flushed (``synchronous_commit = off``) unless LEDGER_SYNCHRONOUS_COMMIT.
+    """On PostgreSQL, when the site opted in (LEDGER_SYNCHRONOUS_COMMIT = False),
+    let this connection's ledger commits return before the WAL is flushed
+    (``synchronous_commit = off``). By default nothing changes: the plugin does
+    not lower the host database's durability on its own.
 
-    Why: a WAL flush costs more than sending a message, and the loop commits once
-    per message, so durable commits would set the pace of a mailing. A worker
-    crash loses nothing (the server has the commit); only a crash of the PostgreSQL
-    server itself can lose the last moments of ledger updates, which would then be
-    sent again (figures in docs/invitations.md, LEDGER_SYNCHRONOUS_COMMIT).
+    Why a site may opt in: the loop commits once per message, and where a WAL
+    flush costs milliseconds it can set a connection's pace. A worker crash loses
+    nothing either way; only a crash of the PostgreSQL server itself can lose the
+    last moments of relaxed ledger updates, whose messages would then be sent
+    again (figures in docs/invitations.md, LEDGER_SYNCHRONOUS_COMMIT).
     Returns the function that restores the setting."""
     db = ledger.db_connection()
     if db.vendor != "postgresql" or get_setting("LEDGER_SYNCHRONOUS_COMMIT"):

@@ -37,7 +37,6 @@ CONNECTION = "connection"  # the server or the link to it; the rest of the batch
 PERMANENT = "permanent"  # this address, never (5xx, bad header, bad address)
 
 
-
 class _Policy(email_policy.EmailPolicy):
     """``email.policy.SMTP`` (CRLF line endings, headers folded at 78 characters,
     RFC 2047 for non-ASCII text) that writes a header laid out once per batch
