@@ -21,7 +21,7 @@ import smtplib
 import socket
 from dataclasses import dataclass, field
 from email import policy as email_policy
-from email.header import Header
+from email.header import Header, decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
@@ -85,9 +85,12 @@ def idna_address(email: str) -> str:
 
 
 def _address(text: str) -> Address:
+    """A sender setting (``Name <address>``, the name maybe RFC 2047-encoded) as
+    an address with its display name decoded."""
     name, addr = parseaddr(text)
     if not addr:
         raise ValueError(f"Invalid address {text!r}")
+    name = str(make_header(decode_header(name))) if "=?" in name else name
     return Address(display_name=name, addr_spec=idna_address(addr))
 
 
@@ -165,6 +168,9 @@ class Layout:
         from_address = _address(template.from_email)
         reply_to = [_address(value) for value in template.reply_to]
         self.envelope_from = from_address.addr_spec
+        # For the Django message of other backends: decoded, as typed.
+        self.from_email = str(from_address)
+        self.reply_to = [str(address) for address in reply_to]
         self.quoted_from = smtplib.quoteaddr(self.envelope_from)  # for MAIL FROM
         self.sender_headers = [("From", _encoded_address(from_address, "From"))]
         if reply_to:
@@ -349,9 +355,9 @@ def compose(
         recipients=[to.addr_spec],
         message_id=message_id,
         rendered=rendered,
-        from_email=template.from_email,
+        from_email=layout.from_email,
         to=str(to),
-        reply_to=list(template.reply_to),
+        reply_to=layout.reply_to,
         extra_headers=extra_headers,
     )
 
@@ -381,7 +387,17 @@ def _code_kind(code: int | None) -> str:
 
 def classify(exc: BaseException) -> Failure:
     """Sort a sending exception into TRANSIENT, CONNECTION or PERMANENT."""
-    text = str(exc)[:500]
+    try:
+        text = str(exc)[:500]
+    except Exception:  # a third-party exception whose __str__ fails
+        text = f"{type(exc).__name__}{exc.args!r}"[:500]
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and not isinstance(exc, smtplib.SMTPException):
+        # An e-mail service's HTTP answer (django-anymail's AnymailAPIError):
+        # busy or down (408, 429, 5xx) is the connection's problem, the rest
+        # waits; another 4xx refuses this message only.
+        kind = CONNECTION if status in (408, 429) or status >= 500 else PERMANENT
+        return Failure(kind, f"{status} {text}"[:500])
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _msg in exc.recipients.values()]
         kind = TRANSIENT if codes and all(400 <= c < 500 for c in codes) else PERMANENT
