@@ -68,6 +68,10 @@ DEFAULTS: dict[str, Any] = {
     # against a distant relay a connection waits on round trips, so several send
     # at once. At most one duplicate per connection per crash. 1 = one connection.
     "SMTP_CONNECTIONS": 8,
+    # A mailing estimated above this many recipients starts in the background:
+    # resolving the audience and writing the ledger run as a job (the editor's
+    # request returns at once, the mailing shows "preparing"). None: never.
+    "START_IN_BACKGROUND_ABOVE": 2000,
     # Transient SMTP failures: retries and their delays (seconds).
     "RETRY_DELAYS": [30, 120, 600],
     # PostgreSQL: every ledger update is durable (the host database's own
