@@ -105,6 +105,7 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
         # The worker's pace (send_rate, SEND_DELAY) shared by its connections.
         delay=_send_delay(mailing) * count,
         source=_RowSource(rows),
+        connections=count,
     )
     if count == 1:
         results = [_send_over_one_connection(batch)]
@@ -197,6 +198,21 @@ class _RowSource:
             return [] if self.stopped else [row[0] for row in self._rows]
 
 
+class _Inline:
+    """An executor that runs each call at once, in the calling thread."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, **kwargs) -> None:
+        pass
+
+
 @dataclass
 class _Batch:
     """What every connection of one batch shares (read-only, but ``source``)."""
@@ -207,6 +223,7 @@ class _Batch:
     base: str
     delay: float
     source: _RowSource
+    connections: int
 
 
 @dataclass
@@ -234,10 +251,16 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
     # split in two halves, PIPELINING) with the message's bytes; any other backend
     # gets a Django message. Both come from the one builder (message.compose).
     smtp = isinstance(connection, SMTPBackend)
-    # A builder thread renders the next message while this one waits for the
-    # SMTP server's replies (socket waits release the GIL).
     book = _Ledger(pipelined=smtp and not batch.delay)
-    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
+    # One connection: a builder thread renders the next message while this one
+    # waits for the SMTP server's replies (socket waits release the GIL). Several:
+    # the other connections use those waits; one more thread each would only
+    # contend for the GIL.
+    builder = (
+        _Inline()
+        if batch.connections > 1
+        else ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
+    )
     # Laid out once per connection (each has its own: a layout is not shared
     # between threads).
     layout = _layout_for(batch.template)
@@ -407,14 +430,7 @@ class _Ledger:
             self._restore = _relax_commit()
 
     def submit(self, fn, *args) -> Future:
-        if self._thread is not None:
-            return self._thread.submit(fn, *args)
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
+        return (self._thread or _Inline()).submit(fn, *args)
 
     def call(self, fn, *args):
         """Run ``fn`` where the ledger statements run and return its result (so a
