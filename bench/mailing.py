@@ -139,7 +139,7 @@ def start_sink(port: int, *extra: str) -> subprocess.Popen:
 
 def setup_django(port: int, var_dir: str) -> None:
     os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_SETTINGS_MODULE="bench.mailing_settings",
         DATABASE_URL=f"{PG}/{DB_NAME}",
         REDIS_URL=REDIS_URL,
         EMAIL_HOST="127.0.0.1",
@@ -358,6 +358,100 @@ def bench_naive(webinar, n: int) -> dict:
     }
 
 
+def _baseline_wire(rev: str):
+    """``mailing/wire.py`` as it was at git revision ``rev`` (the hand-laid MIME
+    builder it had before the one-builder change), imported next to today's
+    modules so both are timed in one process."""
+    import importlib.util
+
+    source = subprocess.run(
+        ["git", "show", f"{rev}:wagtail_paidwebinar/mailing/wire.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    name = "wagtail_paidwebinar.mailing._baseline_wire"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "wagtail_paidwebinar.mailing"
+    exec(compile(source, f"{rev}:wire.py", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def bench_build(webinar, n: int, baseline: str | None = None, rounds: int = 3) -> dict:
+    """Per-message cost of building one recipient's message, ready to send
+    (personalise + build + serialise), in microseconds (best of ``rounds``):
+    today's builder (message.compose, stdlib EmailMessage + policy.SMTP), Django's
+    own EmailMultiAlternatives serialised as its SMTP backend does, and with
+    ``baseline`` the hand-laid wire.py of that git revision."""
+    from email.mime.text import MIMEText
+    from email.utils import formataddr
+
+    from django.core.mail import EmailMultiAlternatives
+
+    from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.mailing.message import Layout, compose
+    from wagtail_paidwebinar.mailing.render import build_template, personalise
+
+    mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
+    template = build_template(mailing)
+    people = [
+        (
+            f"Uczestnik Żółć {i:06d}",
+            f"build{i:06d}@example.org",
+            f"https://webinars.example.com/webinars/x/?access={i}.abcdefghijklmnopqrstuvwx",
+        )
+        for i in range(n)
+    ]
+    layout = Layout(template)
+
+    def ours():
+        for name, email, link in people:
+            rendered = personalise(template, name=name, link=link)
+            invitation = compose(
+                template, rendered, name=name, email=email, layout=layout
+            )
+            invitation.as_bytes()
+
+    def django():
+        for name, email, link in people:
+            rendered = personalise(template, name=name, link=link)
+            message = EmailMultiAlternatives(
+                subject=rendered.subject,
+                body=rendered.text,
+                from_email=template.from_email,
+                to=[formataddr((name, email))],
+                reply_to=template.reply_to,
+            )
+            message.attach_alternative(rendered.html, "text/html")
+            part = MIMEText(rendered.ics, "calendar", "utf-8")
+            part.add_header("Content-Disposition", "attachment", filename="x.ics")
+            message.attach(part)
+            message.message().as_bytes(linesep="\r\n")
+
+    builders = {"ours_compose": ours, "django_message": django}
+    if baseline:
+        wire = _baseline_wire(baseline).WireMessage(template)
+
+        def hand_laid():
+            for name, email, link in people:
+                wire.envelope(name=name, email=email, link=link)
+
+        builders[f"hand_laid_wire_at_{baseline}"] = hand_laid
+    figures = {}
+    for label, build in builders.items():
+        best = float("inf")
+        for _round in range(rounds):
+            t0 = time.perf_counter()
+            build()
+            best = min(best, time.perf_counter() - t0)
+        figures[f"{label}_us_per_message"] = round(best / n * 1e6)
+    figures["messages"] = n
+    figures["load"] = round(os.getloadavg()[0], 1)
+    return figures
+
+
 def start_workers(count: int) -> list[subprocess.Popen]:
     import django_rq
     from rq import Worker
@@ -403,12 +497,17 @@ def run_mailing(webinar, n: int, prefix: str, workers: int) -> dict:
     )
     add_links(webinar, n, prefix)
     mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
+    import resource
+
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     procs = start_workers(workers)
     try:
         t0 = time.perf_counter()
         queued = start_mailing(mailing)
         t_started = time.perf_counter() - t0
-        assert queued == n, queued
+        # Above START_IN_BACKGROUND_ABOVE the worker prepares the mailing (part
+        # of the time measured here).
+        assert queued == n or mailing.status == MailingStatus.PREPARING, queued
         while (
             Mailing.objects.values_list("status", flat=True).get(pk=mailing.pk)
             != MailingStatus.DONE
@@ -417,9 +516,16 @@ def run_mailing(webinar, n: int, prefix: str, workers: int) -> dict:
         elapsed = time.perf_counter() - t0
     finally:
         stop_workers(procs)
+    # The workers and their work horses, once they have exited (and only they:
+    # the sink and proxy still run).
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
+        cpu_after.ru_stime - cpu_before.ru_stime
+    )
     progress = mailing.progress()
     assert progress["sent"] == n, progress
     return {
+        "worker_cpu_ms_per_message": round(cpu / n * 1000, 2),
         "messages": n,
         "workers": workers,
         "seconds": round(elapsed, 3),
@@ -471,6 +577,52 @@ def run_pipelining(webinar, n: int, rtt_ms: float = 0) -> dict:
     }
 
 
+def run_rtt(webinar, rtt_ms: float, runs: list[tuple[int, int]]) -> dict:
+    """ours, 1 worker, through a proxy adding ``rtt_ms`` of round trip to a sink
+    that offers PIPELINING (as real relays do): one run per ``(connections,
+    messages)``, one after the other under the same load."""
+    figures = {}
+    sink_port = free_port()
+    sink = start_sink(sink_port, "pipelining")
+    proxy, port = start_proxy(sink_port, rtt_ms / 2)
+    default_port = os.environ["EMAIL_PORT"]
+    os.environ["EMAIL_PORT"] = str(port)  # the worker reads it when it starts
+    try:
+        for connections, n in runs:
+            os.environ["BENCH_SMTP_CONNECTIONS"] = str(connections)
+            run = run_mailing(webinar, n, f"rtt{connections}x", 1)
+            run["connections"] = connections
+            run["load"] = round(os.getloadavg()[0], 1)
+            figures[f"{connections}_connections"] = run
+            print(json.dumps(run), file=sys.stderr, flush=True)
+    finally:
+        os.environ["EMAIL_PORT"] = default_port
+        os.environ.pop("BENCH_SMTP_CONNECTIONS", None)
+        for proc in (proxy, sink):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+    return {"rtt_ms": rtt_ms, **figures}
+
+
+def run_commit_cost(webinar, n: int, connections: int) -> dict:
+    """ours, 1 worker of ``connections`` connections on loopback: durable ledger
+    commits (the default) against LEDGER_SYNCHRONOUS_COMMIT = False, one after
+    the other under the same load."""
+    figures = {}
+    os.environ["BENCH_SMTP_CONNECTIONS"] = str(connections)
+    try:
+        for label, durable in (("durable", "1"), ("relaxed", "0"), ("durable2", "1")):
+            os.environ["BENCH_LEDGER_SYNCHRONOUS_COMMIT"] = durable
+            run = run_mailing(webinar, n, f"commit{label}", 1)
+            run["load"] = round(os.getloadavg()[0], 1)
+            figures[label] = run
+            print(json.dumps({label: run}), file=sys.stderr, flush=True)
+    finally:
+        os.environ.pop("BENCH_SMTP_CONNECTIONS", None)
+        os.environ.pop("BENCH_LEDGER_SYNCHRONOUS_COMMIT", None)
+    return {"connections": connections, **figures}
+
+
 def _status_kb(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -494,14 +646,15 @@ def bench_memory(webinar, n: int, max_jobs: int | None = None) -> dict:
     """Peak RSS (VmHWM, sampled from /proc) of a burst worker and of every work
     horse it forks while draining an n-recipient mailing."""
     from wagtail_paidwebinar.mailing import create_mailing, start_mailing
-    from wagtail_paidwebinar.models import PersonalLink
+    from wagtail_paidwebinar.models import MailingStatus, PersonalLink
 
     PersonalLink.objects.filter(webinar=webinar).delete()
     add_links(webinar, n, "mem")
     mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
     t0 = time.perf_counter()
-    assert start_mailing(mailing) == n
+    queued = start_mailing(mailing)
     start_seconds = time.perf_counter() - t0
+    assert queued == n or mailing.status == MailingStatus.PREPARING, queued
     args = [sys.executable, "-m", "django", "rqworker", "default", "--burst"]
     if max_jobs:
         args += ["--max-jobs", str(max_jobs)]
@@ -554,6 +707,33 @@ def main() -> None:
         default=0,
         help="with --pipelining: also through a proxy adding this round-trip time",
     )
+    parser.add_argument(
+        "--build-cost",
+        action="store_true",
+        help="only time building one message (today's builder against Django's)",
+    )
+    parser.add_argument(
+        "--build-baseline",
+        default=None,
+        help="with --build-cost: also time the hand-laid wire.py of this git rev",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=8,
+        help="SMTP_CONNECTIONS of the workers in every run of 'ours'",
+    )
+    parser.add_argument(
+        "--rtt-run",
+        default="",
+        help="with --rtt-ms: only runs of ours through the round trip, e.g. "
+        "'1:1000,8:10000,16:10000' (connections:messages)",
+    )
+    parser.add_argument(
+        "--commit-cost",
+        action="store_true",
+        help="only ours with durable against relaxed ledger commits (loopback)",
+    )
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--only-memory", action="store_true")
     parser.add_argument("--rounds", type=int, default=3, help="speed rounds")
@@ -579,7 +759,21 @@ def main() -> None:
 
         django_rq.get_connection("default").flushdb()
         webinar = make_webinar()
-        if not args.only_memory and args.rounds > 0:
+        os.environ["BENCH_SMTP_CONNECTIONS"] = str(args.connections)
+        results["connections"] = args.connections
+        special = args.build_cost or args.rtt_run or args.commit_cost
+        if args.build_cost:
+            results["build"] = bench_build(webinar, 1000, args.build_baseline)
+        if args.rtt_run:
+            runs = [
+                tuple(int(x) for x in item.split(":"))
+                for item in args.rtt_run.split(",")
+            ]
+            results["rtt"] = run_rtt(webinar, args.rtt_ms or 20, runs)
+        if args.commit_cost:
+            results["commit_cost"] = run_commit_cost(webinar, n_ours, args.connections)
+            os.environ["BENCH_SMTP_CONNECTIONS"] = str(args.connections)
+        if not special and not args.only_memory and args.rounds > 0:
             # Rounds of floor / naive / ours / floor, so that each ratio compares
             # runs made under the same machine load.
             rounds = []
@@ -631,13 +825,13 @@ def main() -> None:
                 "ours_vs_floor >= 0.8": results["median_ratio_ours_to_floor"] >= 0.8,
                 "ours_vs_naive >= 4": results["median_ratio_ours_to_naive"] >= 4,
             }
-        if args.pipelining:
+        if args.pipelining and not special:
             results["ours_pipelining_server"] = run_pipelining(webinar, n_ours)
             if args.rtt_ms:
                 results["ours_pipelining_server_rtt"] = run_pipelining(
                     webinar, n_floor, args.rtt_ms
                 )
-        if not args.no_memory:
+        if not args.no_memory and not special:
             results["memory"] = bench_memory(webinar, n_memory, args.memory_max_jobs)
             results.setdefault("targets", {})["peak_rss < 200 MB"] = (
                 results["memory"]["peak_rss_mb"] < 200

@@ -13,6 +13,7 @@ WAGTAIL_PAIDWEBINAR_RETRY_DELAYS = json.loads(
 )
 WAGTAIL_PAIDWEBINAR_SEND_DELAY = float(os.environ.get("PW_SEND_DELAY", "0"))
 WAGTAIL_PAIDWEBINAR_BATCH_SIZE = int(os.environ.get("PW_BATCH_SIZE", "50"))
+WAGTAIL_PAIDWEBINAR_SMTP_CONNECTIONS = int(os.environ.get("PW_SMTP_CONNECTIONS", "8"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
 LOGGING = {
     "version": 1,

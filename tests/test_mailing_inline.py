@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import threading
 
 import icalendar
 import pytest
@@ -248,31 +249,51 @@ def test_signature_choice_and_preview(webinar, sending, smtp_server):
     assert "Dr Who, host" in html
 
 
-def test_pause_between_two_messages_stops_before_the_next_data(
-    webinar, sending, smtp_server
-):
-    """Paused while message 5 is being accepted: the next message's transaction
-    (already opened while message 5 was being recorded) is reset, not delivered;
-    nothing is left 'sending'; resume delivers the rest, each once."""
-    links = make_link_holders(webinar, 12)
-    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+def pause_during_fifth_data(smtp_server, mailing) -> int:
+    """Start ``mailing`` with the SMTP sink pausing it while it accepts the fifth
+    message; returns how many messages the sink had accepted when the pause was
+    committed (the fifth not included: it waits for the pause)."""
     handler = smtp_server.handler
     accept = handler.handle_DATA
+    fifth = threading.Event()
+    accepted_at_pause: list[int] = []
 
     async def handle_data(server, session, envelope):
-        if len(handler.messages) == 4:  # this is the fifth
+        with handler.lock:
+            is_fifth = len(handler.messages) == 4 and not fifth.is_set()
+            if is_fifth:
+                fifth.set()
+        if is_fifth:
             await asyncio.to_thread(pause)
         return await accept(server, session, envelope)
 
     def pause():
         try:
             Mailing.objects.filter(pk=mailing.pk).update(status=MailingStatus.PAUSED)
+            with handler.lock:
+                accepted_at_pause.append(len(handler.messages))
         finally:
             connection.close()  # this thread's own connection
 
     handler.handle_DATA = handle_data
-    start_mailing(mailing)
-    handler.handle_DATA = accept
+    try:
+        start_mailing(mailing)
+    finally:
+        handler.handle_DATA = accept
+    return accepted_at_pause[0]
+
+
+def test_pause_between_two_messages_stops_before_the_next_data(
+    webinar, sending, smtp_server, settings
+):
+    """One connection. Paused while message 5 is being accepted: the next
+    message's transaction (already opened while message 5 was being recorded) is
+    reset, not delivered; nothing is left 'sending'; resume delivers the rest,
+    each once."""
+    settings.WAGTAIL_PAIDWEBINAR_SMTP_CONNECTIONS = 1
+    links = make_link_holders(webinar, 12)
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    pause_during_fifth_data(smtp_server, mailing)
 
     progress = mailing.progress()
     assert len(smtp_server.messages) == 5
@@ -289,6 +310,42 @@ def test_pause_between_two_messages_stops_before_the_next_data(
     assert resume_mailing(mailing) == 7
     assert smtp_server.by_recipient() == {link.email: 1 for link in links}
     assert mailing.progress()["sent"] == 12
+
+
+@pytest.mark.parametrize("connections", [2, 4])
+def test_pause_stops_every_connection_after_its_message_in_flight(
+    webinar, sending, smtp_server, settings, connections
+):
+    """Several connections (PostgreSQL; SQLite sends over one). Paused while
+    message 5 is being accepted: after the pause each other connection delivers
+    at most the message it had already claimed, the transactions opened for the
+    next ones are reset; nothing is left 'sending', what was delivered is what
+    the ledger says was sent, and resume delivers the rest, each once."""
+    settings.WAGTAIL_PAIDWEBINAR_SMTP_CONNECTIONS = connections
+    links = make_link_holders(webinar, 40)
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    accepted = pause_during_fifth_data(smtp_server, mailing)
+
+    progress = mailing.progress()
+    delivered = smtp_server.by_recipient()
+    # Once paused: the fifth message, and on each other connection at most the
+    # message whose DATA had already gone out.
+    assert accepted >= 4
+    assert 5 <= len(smtp_server.messages) <= accepted + connections, progress
+    assert progress["sent"] == len(smtp_server.messages)
+    assert progress["sending"] == 0
+    assert progress["pending"] == 40 - progress["sent"]
+    sent_to = set(
+        MailingRecipient.objects.filter(
+            mailing=mailing, status=RecipientStatus.SENT
+        ).values_list("email", flat=True)
+    )
+    assert sent_to == set(delivered)
+    assert all(n == 1 for n in delivered.values())
+
+    assert resume_mailing(mailing) == 40 - progress["sent"]
+    assert smtp_server.by_recipient() == {link.email: 1 for link in links}
+    assert mailing.progress()["sent"] == 40
 
 
 def test_pipelining_server_gets_mail_and_rcpt_together(webinar, sending, smtp_server):
@@ -329,9 +386,10 @@ def test_server_without_pipelining_gets_one_command_at_a_time(
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's"
 )
-def test_ledger_commits_skip_the_wal_flush_unless_asked(settings):
-    """The send loop's connection runs ``SET synchronous_commit TO OFF`` and puts
-    it back afterwards; LEDGER_SYNCHRONOUS_COMMIT keeps every commit durable."""
+def test_ledger_commits_are_durable_unless_the_site_opts_out(settings):
+    """By default the send loop leaves the database's durability alone; with
+    LEDGER_SYNCHRONOUS_COMMIT = False its connection runs ``SET synchronous_commit
+    TO OFF`` and puts it back afterwards."""
 
     def current() -> str:
         with connection.cursor() as cursor:
@@ -340,11 +398,12 @@ def test_ledger_commits_skip_the_wal_flush_unless_asked(settings):
 
     durable = current()
     restore = _relax_commit()
-    assert current() == "off"
+    assert current() == durable
     restore()
     assert current() == durable
 
-    settings.WAGTAIL_PAIDWEBINAR_LEDGER_SYNCHRONOUS_COMMIT = True
+    settings.WAGTAIL_PAIDWEBINAR_LEDGER_SYNCHRONOUS_COMMIT = False
     restore = _relax_commit()
-    assert current() == durable
+    assert current() == "off"
     restore()
+    assert current() == durable

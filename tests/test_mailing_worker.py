@@ -68,40 +68,123 @@ def test_three_recipients_through_a_worker(webinar, rq_worker, smtp_server):
         assert link.get_url() in by_to[link.email].get_body(("plain",)).get_content()
 
 
-def test_killed_worker_resumes_without_sending_twice(
-    webinar, rq_worker, smtp_server, settings
-):
-    links = make_link_holders(webinar, 500)
-    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
-    assert start_mailing(mailing) == 500
-    worker = rq_worker(PW_SEND_DELAY="0.01", PW_BATCH_SIZE="50")
-    wait_for(lambda: sent_count(mailing) >= 120, timeout=120, message=worker.log())
-    worker.kill()
-    time.sleep(0.5)
-    progress = mailing.progress()
-    assert 120 <= progress["sent"] < 500, progress
-    # At most the one row being sent at the moment of the crash is left 'sending'.
-    assert progress["sending"] <= 1, progress
-    in_flight = set(
+def in_flight_rows(mailing) -> set[str]:
+    return set(
         MailingRecipient.objects.filter(
             mailing=mailing, status=RecipientStatus.SENDING
         ).values_list("email", flat=True)
     )
 
-    # After the stale limit, resume puts that row back and re-queues every pending
-    # row directly (the dead worker's scheduler lock does not matter).
-    settings.WAGTAIL_PAIDWEBINAR_STALE_SENDING_SECONDS = 0
-    assert resume_mailing(mailing) == 500 - progress["sent"], mailing.progress()
-    worker = rq_worker(PW_BATCH_SIZE="50")
-    wait_done(mailing, worker)
 
+def assert_everyone_once_but_the_in_flight(smtp_server, mailing, links, in_flight):
+    """Nobody missing, every message to its own recipient with their own link,
+    and a second message only for a row that was 'sending' at the crash."""
     counts = smtp_server.by_recipient()
     assert set(counts) == {link.email for link in links}
     duplicates = {addr for addr, n in counts.items() if n > 1}
-    assert duplicates <= in_flight, duplicates  # only the in-flight row, if any
-    assert len(duplicates) <= 1
+    assert duplicates <= in_flight, duplicates  # only rows in flight, if any
     assert all(n <= 2 for n in counts.values())
-    assert mailing.progress()["sent"] == 500
+    assert mailing.progress()["sent"] == len(links)
+    url_of = {link.email: link.get_url() for link in links}
+    for message in smtp_server.messages:
+        to = message["To"].addresses[0].addr_spec
+        text = message.get_body(("plain",)).get_content()
+        assert url_of[to] in text
+        others = [url for email, url in url_of.items() if email != to]
+        assert not any(url in text for url in others[:50])
+    return duplicates
+
+
+@pytest.mark.parametrize("connections", [1, 8])
+def test_killed_worker_resumes_without_sending_twice(
+    webinar, rq_worker, smtp_server, settings, connections
+):
+    """At most one duplicate per connection per crash: SIGKILL in the middle of a
+    500-recipient mailing leaves at most one row 'sending' per connection."""
+    links = make_link_holders(webinar, 500)
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    assert start_mailing(mailing) == 500
+    worker = rq_worker(
+        PW_SEND_DELAY="0.01", PW_BATCH_SIZE="50", PW_SMTP_CONNECTIONS=connections
+    )
+    wait_for(lambda: sent_count(mailing) >= 120, timeout=120, message=worker.log())
+    worker.kill()
+    time.sleep(0.5)
+    progress = mailing.progress()
+    assert 120 <= progress["sent"] < 500, progress
+    # At most the row each connection was sending at the crash is left 'sending'.
+    assert progress["sending"] <= connections, progress
+    in_flight = in_flight_rows(mailing)
+
+    # After the stale limit, resume puts those rows back and re-queues every
+    # pending row directly (the dead worker's scheduler lock does not matter).
+    settings.WAGTAIL_PAIDWEBINAR_STALE_SENDING_SECONDS = 0
+    assert resume_mailing(mailing) == 500 - progress["sent"], mailing.progress()
+    worker = rq_worker(PW_BATCH_SIZE="50", PW_SMTP_CONNECTIONS=connections)
+    wait_done(mailing, worker)
+
+    duplicates = assert_everyone_once_but_the_in_flight(
+        smtp_server, mailing, links, in_flight
+    )
+    assert len(duplicates) <= connections
+
+
+def busy_workers(redis) -> set[str]:
+    """Names of the RQ workers that have run or are running a job."""
+    from rq import Worker
+
+    return {
+        worker.name
+        for worker in Worker.all(connection=redis)
+        if worker.successful_job_count or worker.get_current_job_id()
+    }
+
+
+def settled(mailing) -> bool:
+    """The queue is empty and nothing was sent for a second."""
+    import django_rq
+
+    before = sent_count(mailing)
+    time.sleep(1)
+    queue = django_rq.get_queue("default")
+    return queue.count == 0 and sent_count(mailing) == before
+
+
+def test_two_workers_share_one_mailing_and_survive_a_crash(
+    webinar, rq_worker, smtp_server, settings, real_queue
+):
+    """Two workers (as on two machines sharing PostgreSQL and Redis), 4
+    connections each, drain one mailing together; one of them is killed midway.
+    Everybody gets their own link, the duplicates are at most the rows the dead
+    worker had in flight (one per connection)."""
+    settings.WAGTAIL_PAIDWEBINAR_BATCH_SIZE = 20  # jobs for both workers
+    links = make_link_holders(webinar, 400)
+    mailing = create_mailing(webinar, subject="Hi {{ name }}", body_html="<p>x</p>")
+    assert start_mailing(mailing) == 400
+    knobs = {"PW_SEND_DELAY": "0.01", "PW_BATCH_SIZE": "20", "PW_SMTP_CONNECTIONS": 4}
+    first = rq_worker(**knobs)
+    second = rq_worker(**knobs)
+    wait_for(
+        lambda: sent_count(mailing) >= 100 and len(busy_workers(real_queue)) == 2,
+        timeout=120,
+        message=first.log(),
+    )
+    first.kill()
+    time.sleep(0.5)
+    progress = mailing.progress()
+    assert progress["sending"] <= 4 + 4, progress
+    # The survivor drains the queue: everything but the dead worker's job (its
+    # rows stay pending, the one per connection in flight 'sending').
+    wait_for(lambda: settled(mailing), timeout=180, message=second.log())
+    in_flight = in_flight_rows(mailing)
+    assert len(in_flight) <= 4, in_flight  # the dead worker's, one per connection
+    settings.WAGTAIL_PAIDWEBINAR_STALE_SENDING_SECONDS = 0
+    resume_mailing(mailing)
+    wait_done(mailing, second)
+    duplicates = assert_everyone_once_but_the_in_flight(
+        smtp_server, mailing, links, in_flight
+    )
+    assert len(duplicates) <= 4
 
 
 def test_smtp_down_then_back_delivers_everyone_once(webinar, rq_worker, smtp_server):

@@ -87,12 +87,21 @@ DEFAULTS: dict[str, Any] = {
     # silently skipping) someone else's mailing. Empty: derived from SECRET_KEY and
     # the database name (never the key itself).
     "SITE_ID": "",
+    # E-mail connections per worker (threads), each claiming its own ledger rows:
+    # against a distant relay a connection waits on round trips, so several send
+    # at once. At most one duplicate per connection per crash. 1 = one connection.
+    "SMTP_CONNECTIONS": 8,
+    # A mailing estimated above this many recipients starts in the background:
+    # resolving the audience and writing the ledger run as a job (the editor's
+    # request returns at once, the mailing shows "preparing"). None: never.
+    "START_IN_BACKGROUND_ABOVE": 2000,
     # Transient SMTP failures: retries and their delays (seconds).
     "RETRY_DELAYS": [30, 120, 600],
-    # PostgreSQL: make every ledger update durable before the next message (slow on
-    # disks where a WAL flush costs milliseconds). Off: a worker crash still loses
-    # nothing; only a database server crash may re-send the last ~0.6 s of messages.
-    "LEDGER_SYNCHRONOUS_COMMIT": False,
+    # PostgreSQL: every ledger update is durable (the host database's own
+    # synchronous_commit) unless the site opts out with False: then the worker's
+    # ledger connections commit without waiting for the WAL flush (a worker crash
+    # still loses nothing; a database server crash may re-send the last ~0.6 s).
+    "LEDGER_SYNCHRONOUS_COMMIT": True,
     # Payment webhooks (payments.py): the shared secret(s) of the signed purchase
     # webhook and Stripe's endpoint signing secret(s) ("whsec_..."). A string, or a
     # list while rotating; empty switches the endpoint off (404).

@@ -111,7 +111,15 @@ def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
     without a personal link get one. The jobs enter the queue when the transaction
     commits (COMMIT_MODE=on_db_commit); with ``enqueue=False`` the caller sends
     (``paidwebinar_send --sync``).
+
+    Big audiences start in the background: above START_IN_BACKGROUND_ABOVE
+    estimated recipients, with a queue served by a worker, the call only moves
+    the mailing to 'preparing', queues :func:`prepare_mailing` and returns 0; that
+    job resolves the audience and queues the sending jobs (the mailing then goes
+    'queued' and shows its progress).
     """
+    if enqueue and _starts_in_background(mailing):
+        return _start_in_background(mailing, user=user)
     now = timezone.now()
     with transaction.atomic():
         started = Mailing.objects.filter(
@@ -120,33 +128,87 @@ def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
         if not started:
             mailing.refresh_from_db()
             return 0
-        mailing.refresh_from_db()
-        previous = (
-            Mailing.objects.filter(
-                webinar_id=mailing.webinar_id, started_at__isnull=False
-            )
-            .exclude(pk=mailing.pk)
-            .aggregate(m=Max("ics_sequence"))["m"]
-        )
-        mailing.ics_sequence = 0 if previous is None else previous + 1
-        mailing.frozen_render = {}
-        mailing.frozen_render = build_template(mailing).to_dict()
-        mailing.save(update_fields=["ics_sequence", "frozen_render"])
-        # Link holders first: for an address that is both, their row is kept.
-        if mailing.include_link_holders:
-            ledger.insert_link_holders(mailing)
-        if mailing.invitation_link_id is not None:
-            ledger.insert_rows(audience.invitation_rows(mailing))
-        ledger.insert_rows(
-            audience.member_rows(mailing, user=_real_user(user) or mailing.created_by)
-        )
-        ids = ledger.pending_ids(mailing.pk)
-        if enqueue:
-            jobs.enqueue_ids(mailing.pk, ids)
-        if not ids:
-            ledger.finish_if_complete(mailing.pk)
+        ids = _resolve_audience(mailing, user=user, enqueue=enqueue)
     mailing.refresh_from_db()
     logger.info("Mailing %s started: %d recipients queued", mailing.pk, len(ids))
+    return len(ids)
+
+
+def _resolve_audience(mailing: Mailing, *, user, enqueue: bool) -> list[int]:
+    """Freeze the rendering, write the ledger rows and queue the sending jobs (in
+    the caller's transaction, the mailing just moved to 'queued'); returns the
+    pending row ids."""
+    mailing.refresh_from_db()
+    previous = (
+        Mailing.objects.filter(webinar_id=mailing.webinar_id, started_at__isnull=False)
+        .exclude(pk=mailing.pk)
+        .aggregate(m=Max("ics_sequence"))["m"]
+    )
+    mailing.ics_sequence = 0 if previous is None else previous + 1
+    mailing.frozen_render = {}
+    mailing.frozen_render = build_template(mailing).to_dict()
+    mailing.save(update_fields=["ics_sequence", "frozen_render"])
+    # Link holders first: for an address that is both, their row is kept.
+    if mailing.include_link_holders:
+        ledger.insert_link_holders(mailing)
+    if mailing.invitation_link_id is not None:
+        ledger.insert_rows(audience.invitation_rows(mailing))
+    ledger.insert_rows(
+        audience.member_rows(mailing, user=_real_user(user) or mailing.created_by)
+    )
+    ids = ledger.pending_ids(mailing.pk)
+    if enqueue:
+        jobs.enqueue_ids(mailing.pk, ids)
+    if not ids:
+        ledger.finish_if_complete(mailing.pk)
+    return ids
+
+
+def _starts_in_background(mailing: Mailing) -> bool:
+    threshold = get_setting("START_IN_BACKGROUND_ABOVE")
+    if threshold is None or mailing.status != MailingStatus.DRAFT:
+        return False
+    if not jobs.get_queue().is_async:
+        return False  # the embedded queue would run the job right here anyway
+    return audience.estimated_count(mailing) > int(threshold)
+
+
+def _start_in_background(mailing: Mailing, *, user) -> int:
+    with transaction.atomic():
+        started = Mailing.objects.filter(
+            pk=mailing.pk, status=MailingStatus.DRAFT
+        ).update(status=MailingStatus.PREPARING, started_at=timezone.now())
+        if started:
+            real_user = _real_user(user)
+            jobs.enqueue_prepare(mailing.pk, real_user.pk if real_user else None)
+    mailing.refresh_from_db()
+    if started:
+        logger.info("Mailing %s started: preparing in the background", mailing.pk)
+    return 0
+
+
+def prepare_mailing(mailing_id: int, *, user_id: int | None = None) -> int:
+    """The background half of :func:`start_mailing` (the job it queues for a big
+    audience): 'preparing' → 'queued', the audience resolved into ledger rows and
+    the sending jobs queued, in one transaction. Returns the number of recipients
+    queued; 0 when the mailing is no longer preparing (a second run of the job,
+    or cancelled meanwhile)."""
+    from django.contrib.auth import get_user_model
+
+    with transaction.atomic():
+        started = Mailing.objects.filter(
+            pk=mailing_id, status=MailingStatus.PREPARING
+        ).update(status=MailingStatus.QUEUED)
+        if not started:
+            return 0
+        mailing = Mailing.objects.select_related("webinar").get(pk=mailing_id)
+        user = (
+            get_user_model().objects.filter(pk=user_id).first()
+            if user_id is not None
+            else None
+        )
+        ids = _resolve_audience(mailing, user=user, enqueue=True)
+    logger.info("Mailing %s prepared: %d recipients queued", mailing_id, len(ids))
     return len(ids)
 
 
@@ -155,7 +217,11 @@ def resume_mailing(mailing: Mailing, *, enqueue: bool = True) -> int:
     'sending' longer than STALE_SENDING_SECONDS (a killed worker). Returns the number
     of rows queued. Jobs are queued directly, not through the scheduler, so a crashed
     worker's scheduler lock cannot delay them. Draft, cancelled and done mailings
-    return 0."""
+    return 0. A mailing still 'preparing' (its job lost with a crashed worker)
+    gets its preparation queued again and returns 0."""
+    if mailing.status == MailingStatus.PREPARING and enqueue:
+        jobs.enqueue_prepare(mailing.pk, None)
+        return 0
     with transaction.atomic():
         resumed = Mailing.objects.filter(
             pk=mailing.pk,
@@ -233,6 +299,7 @@ def cancel_mailing(mailing: Mailing) -> bool:
         pk=mailing.pk,
         status__in=[
             MailingStatus.DRAFT,
+            MailingStatus.PREPARING,
             MailingStatus.QUEUED,
             MailingStatus.SENDING,
             MailingStatus.PAUSED,
@@ -312,6 +379,7 @@ def send_test(
 
 
 __all__ = [
+    "prepare_mailing",
     "sample_link",
     "cancel_mailing",
     "create_mailing",

@@ -75,6 +75,17 @@ def subscribed_members(mailing: Mailing) -> QuerySet[Subscriber]:
     )
 
 
+def estimated_count(mailing: Mailing) -> int:
+    """About how many recipients :func:`~.api.start_mailing` would queue: the
+    link holders plus the list's subscribed members (two COUNT queries; an
+    address that is both is counted twice). Decides whether the start runs in
+    the background (START_IN_BACKGROUND_ABOVE)."""
+    count = 0
+    if mailing.include_link_holders:
+        count += valid_links(mailing.webinar_id, timezone.now()).count()
+    return count + subscribed_members(mailing).count()
+
+
 def unsubscribed_member_count(mailing: Mailing) -> int:
     """How many members of the mailing's list have unsubscribed (not sent to)."""
     if mailing.subscriber_list_id is None:

@@ -1,28 +1,35 @@
-"""The send loop: one batch of ledger rows over one e-mail connection.
+"""The send loop: one batch of ledger rows over SMTP_CONNECTIONS e-mail connections.
 
-For each row: claim it (pending → sending, a conditional UPDATE that also checks
-the mailing is still sending, so pause and cancel take effect between two
-messages), send, and mark it sent at once. A worker killed mid-batch therefore
-leaves at most one row 'sending'.
+The batch's rows are handed out one at a time (:class:`_RowSource`) to up to
+SMTP_CONNECTIONS connections, each in a thread of its own (socket waits release
+the GIL). On each connection, for each row: claim it (pending → sending, a
+conditional UPDATE that also checks the mailing is still sending, so pause and
+cancel take effect between two messages on every connection), send, and mark it
+sent at once. A worker killed mid-batch therefore leaves at most one row
+'sending' per connection.
 
-A builder thread renders the next message while the current one is on the wire,
-and on PostgreSQL the ledger statements run in a thread of their own
-(:class:`_Ledger`). Failures are sorted by :func:`.message.classify`: a permanent
-one fails that row only, a transient one puts the row back to pending (the caller
-decides when to try again), a connection failure stops the batch.
+Per connection, a builder thread renders the next message while the current one
+is on the wire, and on PostgreSQL the ledger statements run in a thread of their
+own (:class:`_Ledger`). Failures are sorted by :func:`.message.classify`: a
+permanent one fails that row only, a transient one puts the row back to pending
+(the caller decides when to try again), a connection failure stops that
+connection (the others go on; what no connection could send is retried).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from smtplib import quoteaddr
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.db import connections
 from django.utils.translation import gettext_lazy as _
 
 from .. import tokens
@@ -31,7 +38,7 @@ from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
 from ..models.links import personal_url
 from ..utils import absolute_page_url, base_url
 from . import ledger
-from .message import CONNECTION, PERMANENT, TRANSIENT, build_message, classify
+from .message import CONNECTION, PERMANENT, TRANSIENT, Layout, classify, compose
 from .render import (
     MailingTemplate,
     frozen_template,
@@ -39,12 +46,7 @@ from .render import (
     personalise,
 )
 from .unsubscribe import token_for, url_for_token
-from .wire import (
-    WireMessage,
-    abort_transaction,
-    finish_transaction,
-    open_transaction,
-)
+from .wire import abort_transaction, finish_transaction, open_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +65,13 @@ _ROW_FIELDS = (
 
 
 def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list[int]]:
-    """Send to the pending rows among ``recipient_ids`` over one connection.
+    """Send to the pending rows among ``recipient_ids`` over up to
+    SMTP_CONNECTIONS connections (:func:`connection_count`).
 
     Returns the counts (sent, failed, retry, skipped, and ``error``: the last
     transient or connection error) and the ids of the rows a transient failure put
-    back to pending: scheduling them again is the caller's decision
-    (:mod:`.jobs` for a worker, :func:`.api.send_now` inline)."""
+    back to pending or no connection could send: scheduling them again is the
+    caller's decision (:mod:`.jobs` for a worker, :func:`.api.send_now` inline)."""
     counts: dict = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
     started = time.monotonic()
     Mailing.objects.filter(pk=mailing_id, status=MailingStatus.QUEUED).update(
@@ -93,39 +96,191 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
     if not rows:
         return counts, []
 
+    count = connection_count(len(rows))
     template = frozen_template(mailing)
-    page_url = absolute_page_url(mailing.webinar)
-    base = base_url()
-    delay = _send_delay(mailing)
+    batch = _Batch(
+        mailing=mailing,
+        template=template,
+        page_url=absolute_page_url(mailing.webinar),
+        base=base_url(),
+        # The worker's pace (send_rate, SEND_DELAY) shared by its connections.
+        delay=_send_delay(mailing) * count,
+        source=_RowSource(rows),
+        connections=count,
+    )
+    if count == 1:
+        results = [_send_over_one_connection(batch)]
+    else:
+        with ThreadPoolExecutor(
+            max_workers=count, thread_name_prefix="pw-mail-smtp"
+        ) as pool:
+            futures = [
+                pool.submit(_in_own_thread, _send_over_one_connection, batch)
+                for _ in range(count)
+            ]
+            results = [future.result() for future in futures]
+
+    retry: list[int] = []
+    last_error = ""
+    for result in results:
+        for key in ("sent", "failed", "skipped"):
+            counts[key] += result.counts[key]
+        retry.extend(result.retry)
+        last_error = result.error or last_error
+    # Rows no connection took: every connection failed (the server is down) — they
+    # wait for it like the row each connection was sending — or the mailing was
+    # paused or cancelled, and they stay pending for "resume".
+    leftover = batch.source.leftover()
+    if leftover:
+        retry.extend(leftover)
+    if retry:
+        counts["retry"] = len(retry)
+        counts["error"] = last_error
+    logger.info(
+        "Mailing %s: batch of %d over %d connection(s): sent %d, failed %d, "
+        "retry %d, skipped %d in %.2f s",
+        mailing_id,
+        len(rows),
+        count,
+        counts["sent"],
+        counts["failed"],
+        counts["retry"],
+        counts["skipped"],
+        time.monotonic() - started,
+    )
+    return counts, retry
+
+
+def connection_count(rows: int) -> int:
+    """How many e-mail connections send a batch of ``rows``: SMTP_CONNECTIONS, at
+    most one per row; 1 on SQLite (one writer at a time: the connections would
+    queue on its lock) and inside a transaction (the rows are visible to this
+    thread's database connection only)."""
+    count = max(1, int(get_setting("SMTP_CONNECTIONS")))
+    db = ledger.db_connection()
+    if db.vendor == "sqlite" or db.in_atomic_block:
+        return 1
+    return max(1, min(count, rows))
+
+
+def _in_own_thread(fn: Callable, *args):
+    """Run ``fn`` in a pool thread and close the database connections it opened
+    (a thread's connections are its own; left open they would leak)."""
+    try:
+        return fn(*args)
+    finally:
+        connections.close_all()
+
+
+class _RowSource:
+    """The batch's rows, handed out one at a time to the connections (the fastest
+    connection takes the most). A connection claims through the ledger only the
+    row it took, so it has at most one row 'sending' at any moment."""
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self._rows = deque(rows)
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def take(self) -> tuple | None:
+        with self._lock:
+            if self.stopped or not self._rows:
+                return None
+            return self._rows.popleft()
+
+    def stop(self) -> None:
+        """The mailing was paused or cancelled: hand out nothing more."""
+        with self._lock:
+            self.stopped = True
+
+    def leftover(self) -> list[int]:
+        """Ids never handed out, unless the mailing stopped (they stay pending)."""
+        with self._lock:
+            return [] if self.stopped else [row[0] for row in self._rows]
+
+
+class _Inline:
+    """An executor that runs each call at once, in the calling thread."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, **kwargs) -> None:
+        pass
+
+
+@dataclass
+class _Batch:
+    """What every connection of one batch shares (read-only, but ``source``)."""
+
+    mailing: Mailing
+    template: MailingTemplate
+    page_url: str
+    base: str
+    delay: float
+    source: _RowSource
+    connections: int
+
+
+@dataclass
+class _Result:
+    counts: dict = field(default_factory=lambda: {"sent": 0, "failed": 0, "skipped": 0})
+    retry: list[int] = field(default_factory=list)
+    error: str = ""
+
+
+def _send_over_one_connection(batch: _Batch) -> _Result:
+    """Open one e-mail connection and send the rows it takes from the batch until
+    none is left, the mailing stops or the connection fails."""
+    result = _Result()
+    mailing_id = batch.mailing.pk
     connection = get_connection(fail_silently=False)
     try:
         connection.open()
     except Exception as exc:
-        failure = classify(exc)
-        logger.warning("Mailing %s: cannot connect: %s", mailing_id, failure.message)
-        counts["retry"] = len(rows)
-        counts["error"] = failure.message
-        return counts, [row[0] for row in rows]
+        # Takes no row: the other connections (or the retry) send them.
+        result.error = classify(exc).message
+        logger.warning("Mailing %s: cannot connect: %s", mailing_id, result.error)
+        return result
 
-    setup_seconds = time.monotonic() - started
-    # For Django's SMTP backend the messages go out as bytes laid out once per
-    # batch (wire.py): far cheaper than Django's per-message serialisation
-    # (figures in docs/invitations.md).
-    wire = _wire_for(template) if isinstance(connection, SMTPBackend) else None
-    # A builder thread renders the next message while this one waits for the
-    # SMTP server's replies (socket waits release the GIL).
-    book = _Ledger(pipelined=wire is not None and not delay)
-    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
+    # For Django's SMTP backend the loop runs the SMTP transaction itself (wire.py:
+    # split in two halves, PIPELINING) with the message's bytes; any other backend
+    # gets a Django message. Both come from the one builder (message.compose).
+    smtp = isinstance(connection, SMTPBackend)
+    book = _Ledger(pipelined=smtp and not batch.delay)
+    # One connection: a builder thread renders the next message while this one
+    # waits for the SMTP server's replies (socket waits release the GIL). Several:
+    # the other connections use those waits; one more thread each would only
+    # contend for the GIL.
+    builder = (
+        _Inline()
+        if batch.connections > 1
+        else ThreadPoolExecutor(max_workers=1, thread_name_prefix="pw-mail-build")
+    )
+    # Laid out once per connection (each has its own: a layout is not shared
+    # between threads).
+    layout = _layout_for(batch.template)
 
-    def prepare(row: tuple):
+    def prepare(row: tuple) -> Future:
         return builder.submit(
-            _prepare, mailing, template, row, page_url, base, connection, wire
+            _prepare,
+            batch.mailing,
+            batch.template,
+            row,
+            batch.page_url,
+            batch.base,
+            connection,
+            layout,
+            smtp,
         )
 
     try:
-        retry, last_error = _send_rows(
-            mailing_id, rows, prepare, connection, book, delay, counts
-        )
+        _send_rows(mailing_id, batch, prepare, connection, book, result)
     finally:
         builder.shutdown(wait=True, cancel_futures=True)
         book.close()
@@ -133,23 +288,7 @@ def send_rows(mailing_id: int, recipient_ids: Sequence[int]) -> tuple[dict, list
             connection.close()
         except Exception:  # closing a dead connection must not hide the result
             logger.debug("Error closing the SMTP connection", exc_info=True)
-
-    if retry:
-        counts["retry"] = len(retry)
-        counts["error"] = last_error
-    logger.info(
-        "Mailing %s: batch of %d: sent %d, failed %d, retry %d, skipped %d "
-        "in %.2f s (setup %.2f s)",
-        mailing_id,
-        len(rows),
-        counts["sent"],
-        counts["failed"],
-        counts["retry"],
-        counts["skipped"],
-        time.monotonic() - started,
-        setup_seconds,
-    )
-    return counts, retry
+    return result
 
 
 def _send_delay(mailing: Mailing) -> float:
@@ -168,30 +307,34 @@ def _send_delay(mailing: Mailing) -> float:
 
 def _send_rows(
     mailing_id: int,
-    rows: list[tuple],
-    prepare,
+    batch: _Batch,
+    prepare: Callable[[tuple], Future],
     connection,
     book: _Ledger,
-    delay: float,
-    counts: dict,
-) -> tuple[list[int], str]:
-    """The send loop; returns the rows to retry later and the last error.
+    result: _Result,
+) -> None:
+    """One connection's send loop; fills ``result`` (counts, rows to retry later,
+    the last error).
 
     Each row is claimed before its message is sent and marked sent right after
-    (one statement that also claims the next row). Over SMTP the transaction is
-    opened (MAIL FROM, RCPT TO) before the claim's result is needed; with a
-    pipelined ledger the statement runs meanwhile, and the DATA — delivery —
-    always waits for it: at most one message is out but not yet recorded, the one
-    a crash may send twice."""
-    retry: list[int] = []
-    last_error = ""
-    claim = book.submit(ledger.claim, mailing_id, rows[0][0])
-    upcoming = prepare(rows[0])
-    for index, row in enumerate(rows):
-        next_id = rows[index + 1][0] if index + 1 < len(rows) else None
+    (one statement that also claims the connection's next row). Over SMTP the
+    transaction is opened (MAIL FROM, RCPT TO) before the claim's result is
+    needed; with a pipelined ledger the statement runs meanwhile, and the DATA —
+    delivery — always waits for it: on each connection at most one message is out
+    but not yet recorded, the one a crash may send twice."""
+    counts, retry = result.counts, result.retry
+    delay = batch.delay
+    row = batch.source.take()
+    if row is None:
+        return
+    claim = book.submit(ledger.claim, mailing_id, row[0])
+    upcoming = prepare(row)
+    while row is not None:
         prepared = upcoming.result()
-        if next_id is not None:
-            upcoming = prepare(rows[index + 1])
+        next_row = batch.source.take()
+        next_id = next_row[0] if next_row is not None else None
+        if next_row is not None:
+            upcoming = prepare(next_row)
         opened: BaseException | bool = False
         smtp = connection.connection if prepared.data is not None else None
         if smtp is not None:
@@ -204,44 +347,56 @@ def _send_rows(
         claimed = claim.result()
         if not claimed:
             # Taken by someone else, or the mailing was paused or cancelled; in
-            # the latter case stop here.
+            # the latter case stop here (every connection does at its next
+            # claim; the rows not handed out yet stay pending).
             if opened is True:
                 _abort(smtp)
             counts["skipped"] += 1
-            if next_id is None or (
-                ledger.mailing_status(mailing_id) != MailingStatus.SENDING
-            ):
+            if next_row is None:
+                break
+            if book.call(ledger.mailing_status, mailing_id) != MailingStatus.SENDING:
+                batch.source.stop()
                 break
             claim = book.submit(ledger.claim, mailing_id, next_id)
+            row = next_row
             continue
-        kind, message, message_id = _deliver(mailing_id, prepared, connection, opened)
+        kind, message, message_id = _deliver(
+            mailing_id, prepared, connection, opened, book
+        )
         if kind == CONNECTION:
-            # The row and everything after it wait for the server.
-            retry.extend(r[0] for r in rows[index:])
-            last_error = message
+            # This connection is gone: its row and the one it took next wait
+            # for the server (the other connections go on).
+            retry.append(row[0])
+            if next_id is not None:
+                retry.append(next_id)
+            result.error = message
             break
+        row = next_row
         if kind == "sent":
             counts["sent"] += 1
             if not delay:
                 # The hot path: one statement marks this row sent and claims the
                 # next one.
                 claim = book.submit(
-                    ledger.mark_sent_and_claim, mailing_id, row[0], message_id, next_id
+                    ledger.mark_sent_and_claim,
+                    mailing_id,
+                    prepared.pk,
+                    message_id,
+                    next_id,
                 )
                 continue
-            ledger.mark_sent(row[0], message_id)
+            book.call(ledger.mark_sent, prepared.pk, message_id)
         elif kind == PERMANENT:
             counts["failed"] += 1
         elif kind == TRANSIENT:
-            retry.append(row[0])
-            last_error = message
+            retry.append(prepared.pk)
+            result.error = message
         if next_id is None:
             break
         if delay:
             time.sleep(delay)
         claim = book.submit(ledger.claim, mailing_id, next_id)
     claim.result()  # the last row's "sent" is recorded before the job ends
-    return retry, last_error
 
 
 def _abort(smtp) -> None:
@@ -276,14 +431,12 @@ class _Ledger:
             self._restore = _relax_commit()
 
     def submit(self, fn, *args) -> Future:
-        if self._thread is not None:
-            return self._thread.submit(fn, *args)
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
+        return (self._thread or _Inline()).submit(fn, *args)
+
+    def call(self, fn, *args):
+        """Run ``fn`` where the ledger statements run and return its result (so a
+        connection's thread needs no database connection of its own)."""
+        return self.submit(fn, *args).result()
 
     def close(self) -> None:
         if self._thread is None:
@@ -300,23 +453,25 @@ class _Ledger:
             self._thread.shutdown(wait=True)
 
 
-def _wire_for(template: MailingTemplate) -> WireMessage | None:
+def _layout_for(template: MailingTemplate) -> Layout | None:
     try:
-        return WireMessage(template)
-    except Exception:  # e.g. a broken sender: each row fails with Django's error
+        return Layout(template)
+    except Exception:  # e.g. a broken sender address: each row fails with it
         logger.exception("Cannot lay out the mailing's messages")
         return None
 
 
 def _relax_commit():
-    """On PostgreSQL, let this connection's ledger commits return before the WAL
-    is flushed (``synchronous_commit = off``) unless LEDGER_SYNCHRONOUS_COMMIT.
+    """On PostgreSQL, when the site opted in (LEDGER_SYNCHRONOUS_COMMIT = False),
+    let this connection's ledger commits return before the WAL is flushed
+    (``synchronous_commit = off``). By default nothing changes: the plugin does
+    not lower the host database's durability on its own.
 
-    Why: a WAL flush costs more than sending a message, and the loop commits once
-    per message, so durable commits would set the pace of a mailing. A worker
-    crash loses nothing (the server has the commit); only a crash of the PostgreSQL
-    server itself can lose the last moments of ledger updates, which would then be
-    sent again (figures in docs/invitations.md, LEDGER_SYNCHRONOUS_COMMIT).
+    Why a site may opt in: the loop commits once per message, and where a WAL
+    flush costs milliseconds it can set a connection's pace. A worker crash loses
+    nothing either way; only a crash of the PostgreSQL server itself can lose the
+    last moments of relaxed ledger updates, whose messages would then be sent
+    again (figures in docs/invitations.md, LEDGER_SYNCHRONOUS_COMMIT).
     Returns the function that restores the setting."""
     db = ledger.db_connection()
     if db.vendor != "postgresql" or get_setting("LEDGER_SYNCHRONOUS_COMMIT"):
@@ -343,7 +498,7 @@ class Prepared:
     refusal: str = ""
     error: BaseException | None = None
     message: EmailMultiAlternatives | None = None  # non-SMTP backends
-    data: bytes | None = None  # SMTP: the message as sent (wire.py)
+    data: bytes | None = None  # SMTP: the message as sent
     quoted: tuple[str, list[str]] | None = None  # SMTP: from, [to], quoted
     message_id: str = ""
 
@@ -355,11 +510,12 @@ def _prepare(
     page_url: str,
     base: str,
     connection,
-    wire: WireMessage | None,
+    layout: Layout | None,
+    smtp: bool,
 ) -> Prepared:
-    """Build one row's message (pure: no database; runs in the builder thread):
-    with ``wire``, straight to the bytes SMTP sends; otherwise a Django message
-    for a non-SMTP e-mail backend."""
+    """Build one row's message (pure: no database; runs in the builder thread)
+    with :func:`.message.compose`: for SMTP straight to the bytes sent, otherwise
+    as a Django message for ``connection``."""
     (
         pk,
         email,
@@ -387,30 +543,31 @@ def _prepare(
             unsubscribe = url_for_token(
                 token_for(subscriber_id, unsubscribe_salt), base
             )
-        if wire is not None:
-            _from, recipients, data, message_id = wire.envelope(
-                name=name, email=email, link=link, unsubscribe_url=unsubscribe
-            )
-            return Prepared(
-                pk,
-                data=data,
-                quoted=(wire.quoted_from, [quoteaddr(r) for r in recipients]),
-                message_id=message_id,
-            )
         rendered = personalise(
             template, name=name, link=link, unsubscribe_url=unsubscribe
         )
-        message = build_message(
+        invitation = compose(
             template,
             rendered,
             name=name,
             email=email,
             unsubscribe_url=unsubscribe,
-            connection=connection,
+            layout=layout,
         )
+        if smtp:
+            return Prepared(
+                pk,
+                data=invitation.as_bytes(),
+                quoted=(
+                    quoteaddr(invitation.envelope_from),
+                    [quoteaddr(r) for r in invitation.recipients],
+                ),
+                message_id=invitation.message_id,
+            )
+        message = invitation.as_django(connection)
     except Exception as exc:
         return Prepared(pk, error=exc)
-    return Prepared(pk, message=message, message_id=message.extra_headers["Message-ID"])
+    return Prepared(pk, message=message, message_id=invitation.message_id)
 
 
 def _deliver(
@@ -418,6 +575,7 @@ def _deliver(
     prepared: Prepared,
     connection,
     opened: BaseException | bool,
+    book: _Ledger,
 ) -> tuple[str, str, str]:
     """Send one claimed row: ``(kind, error, message_id)``. ``opened``: for an
     SMTP message, True once its transaction is open (only DATA is left) or the
@@ -425,7 +583,7 @@ def _deliver(
     recorded by the caller (together with the next claim)."""
     pk = prepared.pk
     if prepared.refusal:
-        ledger.mark_failed(pk, prepared.refusal)
+        book.call(ledger.mark_failed, pk, prepared.refusal)
         return PERMANENT, prepared.refusal, ""
     try:
         if prepared.error is not None:
@@ -439,9 +597,9 @@ def _deliver(
     except Exception as exc:
         failure = classify(exc)
         if failure.kind == PERMANENT:
-            ledger.mark_failed(pk, failure.message)
+            book.call(ledger.mark_failed, pk, failure.message)
         else:
-            ledger.mark_retry(pk, failure.message)
+            book.call(ledger.mark_retry, pk, failure.message)
         logger.info("Mailing %s, row %s: %s", mailing_id, pk, failure.message)
         return failure.kind, failure.message, ""
     return "sent", "", prepared.message_id

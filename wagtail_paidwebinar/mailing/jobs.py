@@ -76,6 +76,30 @@ def enqueue_ids(
     return jobs
 
 
+def enqueue_prepare(mailing_id: int, user_id: int | None) -> None:
+    """Queue :func:`prepare` (when the current transaction commits, under
+    COMMIT_MODE=on_db_commit)."""
+    queue = get_queue()
+    options = {
+        "job_id": f"paidwebinar-prepare-{mailing_id}-{uuid.uuid4().hex[:8]}",
+        "description": f"paidwebinar mailing {mailing_id}: resolve the audience",
+        # 100,000 recipients took ~15 s; room for a slow database.
+        "job_timeout": 30 * 60,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 24 * 3600,
+    }
+    if queue.is_async:
+        options["retry"] = Retry(max=3, interval=[10, 60, 300])
+    queue.enqueue(prepare, mailing_id, user_id, **options)
+
+
+def prepare(mailing_id: int, user_id: int | None = None) -> int:
+    """The job of a big audience's start (:func:`.api.prepare_mailing`)."""
+    from .api import prepare_mailing  # api imports this module
+
+    return prepare_mailing(mailing_id, user_id=user_id)
+
+
 def send_batch(
     mailing_id: int,
     recipient_ids: Sequence[int],

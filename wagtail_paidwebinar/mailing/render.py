@@ -254,7 +254,8 @@ def _build_template(mailing: Mailing, language: str) -> MailingTemplate:
     return MailingTemplate(
         nonce=nonce,
         subject=subject,
-        html=html,
+        # Both end with one line break, as a MIME text part does once encoded.
+        html=html.rstrip("\r\n") + "\n",
         text=text.strip() + "\n",
         ics=ics.build_calendar(webinar, sequence=mailing.ics_sequence, host=host),
         ics_description=_("Your personal link: %(link)s"),

@@ -134,6 +134,8 @@ _WEBINAR_FIELD_RE = re.compile(r"\{\{\s*webinar\s*\}\}")
 
 class MailingStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
+    # A big audience is being resolved into ledger rows by a job.
+    PREPARING = "preparing", _("Preparing")
     QUEUED = "queued", _("Queued")
     SENDING = "sending", _("Sending")
     PAUSED = "paused", _("Paused")
@@ -331,6 +333,7 @@ class Mailing(models.Model):
             else (100 if self.is_finished else 0),
             "finished": self.is_finished
             or (self.status != MailingStatus.DRAFT and total > 0 and done == total),
+            "preparing": self.status == MailingStatus.PREPARING,
         }
 
 

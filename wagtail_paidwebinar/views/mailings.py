@@ -163,6 +163,7 @@ class MailingDetailView(MailingView):
                 "can_edit": is_draft and self.user_can(request.user, "edit", mailing),
                 "can_delete": mailing.status
                 not in (
+                    MailingStatus.PREPARING,
                     MailingStatus.QUEUED,
                     MailingStatus.SENDING,
                 )
@@ -339,6 +340,14 @@ class MailingSendView(MailingView):
                     queued,
                 )
                 % {"count": queued},
+            )
+        elif self.mailing.status == MailingStatus.PREPARING:
+            messages.success(
+                request,
+                _(
+                    "Sending started: the recipient list is being prepared in "
+                    "the background; the progress appears on this page."
+                ),
             )
         else:
             messages.info(

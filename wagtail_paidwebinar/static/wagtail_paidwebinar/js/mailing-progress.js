@@ -39,6 +39,8 @@
     if (bar) bar.setAttribute("aria-valuenow", String(data.percent));
     var status = document.querySelector("[data-pw-status]");
     if (status && data.status_label) status.textContent = data.status_label;
+    var preparing = box.querySelector("[data-pw-preparing]");
+    if (preparing) preparing.hidden = !data.preparing;
     updateQueue(data.queue);
   }
 
