@@ -41,6 +41,8 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	PYTHONPATH=.:example_site $(VENV)/bin/mypy
 
 messages: install
 	cd wagtail_paidwebinar && ../$(PY) ../example_site/manage.py makemessages -l pl --no-obsolete

@@ -121,7 +121,7 @@ def window_outcome(page: WebinarPage, now: dt.datetime) -> Outcome | None:
     return None
 
 
-_REFUSAL = {
+_REFUSAL: dict[str | None, AccessEventKind] = {
     LinkStatus.REVOKED: AccessEventKind.REFUSED_REVOKED,
     LinkStatus.EXPIRED: AccessEventKind.REFUSED_EXPIRED,
 }

@@ -343,7 +343,7 @@ def export_rows(
             else ""
         )
         row = [link.name, link.email, expires, str(link.get_status_display())]
-        if with_urls:
+        if url is not None:
             row.insert(2, url)
         yield row
 

@@ -37,7 +37,7 @@ _KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
 
 def valid_browser_key(value: str | None) -> bool:
     """Is ``value`` a claim key this module could have issued (the claim cookie)?"""
-    return bool(value) and len(value) == 43 and set(value) <= _KEY_CHARS
+    return value is not None and len(value) == 43 and set(value) <= _KEY_CHARS
 
 
 def new_browser_key() -> str:
@@ -65,8 +65,11 @@ def device_secret_for_claim(
     slot like any first claim and never re-enters an occupied one. (A self-chosen
     nonce used to derive one shared secret: any number of browsers got in.)
     """
-    if not valid_browser_key(browser_key) or not tokens.claim_nonce_issued(
-        link_id, browser_key, nonce, CLAIM_NONCE_AGE
+    if (
+        browser_key is None
+        or nonce is None
+        or not valid_browser_key(browser_key)
+        or not tokens.claim_nonce_issued(link_id, browser_key, nonce, CLAIM_NONCE_AGE)
     ):
         return new_device_secret()
     return tokens.claim_secret(link_id, nonce, browser_key)

@@ -465,6 +465,7 @@ def header_columns(
                 ignored.append((index, cells[index].strip().strip("\ufeff")))
     if full is None and first is None and last is None and email is None:
         return None
+    name: tuple[int, ...]
     if full is not None:
         name = (full,)
         # A full-name column wins; first/surname columns beside it are not read.

@@ -223,9 +223,11 @@ def _purchase(webinar, name, email, reference, payment_intent, invite, source):
         .first()
     )
     if payment is not None:
-        link = payment.link
         return PurchaseResult(
-            link, False, _invite(link, invite), DeliveryOutcome.EXISTING
+            payment.link,
+            False,
+            _invite(payment.link, invite),
+            DeliveryOutcome.EXISTING,
         )
     if _refunded_before(webinar, reference, payment_intent):
         return PurchaseResult(

@@ -351,7 +351,7 @@ def _save(
             )
         )
     through = Subscriber.lists.through
-    links = []
+    links: list = []
     for row in parsed.rows:
         subscriber_id = ids[row.email_normalized]
         row_lists = {lst.pk for lst in common}

@@ -31,7 +31,7 @@ from .render import build_template, personalise, sample_link
 logger = logging.getLogger(__name__)
 
 Audience = Literal["link_holders"] | SubscriberList | PersonalLink
-LINK_HOLDERS = "link_holders"
+LINK_HOLDERS: Literal["link_holders"] = "link_holders"
 
 
 def _real_user(user):

@@ -68,9 +68,9 @@ def fold(line: str) -> str:
     """Fold a content line at 75 octets (RFC 5545 3.1) without splitting a UTF-8
     character; the result ends with CRLF."""
     if line.isascii():  # one octet per character: slice (the common case, links)
-        out = [line[:75]]
-        out += [" " + line[i : i + 74] for i in range(75, len(line), 74)]
-        return "\r\n".join(out) + "\r\n"
+        pieces = [line[:75]]
+        pieces += [" " + line[i : i + 74] for i in range(75, len(line), 74)]
+        return "\r\n".join(pieces) + "\r\n"
     out: list[str] = []
     current = ""
     size = 0

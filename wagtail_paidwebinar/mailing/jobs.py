@@ -76,8 +76,11 @@ def enqueue_ids(
     return jobs
 
 
+PREPARE_JOB = "wagtail_paidwebinar.mailing.api.prepare_mailing"
+
+
 def enqueue_prepare(mailing_id: int, user_id: int | None) -> None:
-    """Queue :func:`prepare` (when the current transaction commits, under
+    """Queue :func:`.api.prepare_mailing` (when the current transaction commits, under
     COMMIT_MODE=on_db_commit)."""
     queue = get_queue()
     options = {
@@ -90,14 +93,8 @@ def enqueue_prepare(mailing_id: int, user_id: int | None) -> None:
     }
     if queue.is_async:
         options["retry"] = Retry(max=3, interval=[10, 60, 300])
-    queue.enqueue(prepare, mailing_id, user_id, **options)
-
-
-def prepare(mailing_id: int, user_id: int | None = None) -> int:
-    """The job of a big audience's start (:func:`.api.prepare_mailing`)."""
-    from .api import prepare_mailing  # api imports this module
-
-    return prepare_mailing(mailing_id, user_id=user_id)
+    # By dotted path: api imports this module, so importing it back would be a cycle.
+    queue.enqueue(PREPARE_JOB, mailing_id, user_id=user_id, **options)
 
 
 def send_batch(

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.utils import timezone
@@ -24,6 +25,15 @@ from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
 from .audience import valid_links
 
 INSERT_BATCH = 1000
+
+
+def column(model: type[models.Model], name: str) -> str:
+    """The database column of ``model.name`` (hand-written SQL takes its names from
+    the models' metadata, never from literals)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{model.__name__}.{name} has no column")
+    return field.column
 
 
 def db_alias() -> str:
@@ -74,7 +84,10 @@ def insert_link_holders(mailing: Mailing) -> None:
     fields = [f for f in MailingRecipient._meta.concrete_fields if not f.primary_key]
     select = {
         f"pw_{f.attname}": source.get(f.attname)
-        or Value(f.get_default(), output_field=f.target_field if f.is_relation else f)
+        or Value(
+            f.get_default(),
+            output_field=f.target_field if isinstance(f, models.ForeignKey) else f,
+        )
         for f in fields
     }
     alias = db_alias()
@@ -88,7 +101,7 @@ def insert_link_holders(mailing: Mailing) -> None:
     sql, params = rows.query.get_compiler(using=alias).as_sql()
     db = connections[alias]
     qn = db.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
+    columns = ", ".join(qn(column(MailingRecipient, f.name)) for f in fields)
     table = qn(MailingRecipient._meta.db_table)
     with db.cursor() as cursor:
         # Only quoted names from the models are interpolated; values are params.
@@ -161,7 +174,7 @@ def mark_sent_and_claim(
         return claim(mailing_id, next_id) if next_id is not None else False
     qn = db.ops.quote_name
     col = {
-        name: qn(MailingRecipient._meta.get_field(name).column)
+        name: qn(column(MailingRecipient, name))
         for name in (
             "status",
             "sent_at",
@@ -173,10 +186,10 @@ def mark_sent_and_claim(
     }
     table = qn(MailingRecipient._meta.db_table)
     mailing_table = qn(Mailing._meta.db_table)
-    mailing_pk = qn(Mailing._meta.pk.column)
-    mailing_status = qn(Mailing._meta.get_field("status").column)
+    mailing_pk = qn(column(Mailing, "id"))
+    mailing_status = qn(column(Mailing, "status"))
     now = db.ops.adapt_datetimefield_value(timezone.now())
-    pk, status = qn(MailingRecipient._meta.pk.column), col["status"]
+    pk, status = qn(column(MailingRecipient, "id")), col["status"]
     # Only quoted table and column names from the models are interpolated; values
     # are params.
     sql = (
@@ -196,7 +209,7 @@ def mark_sent_and_claim(
         f"WHERE {mailing_pk} = %s AND {mailing_status} = %s)) "
         f"RETURNING {pk}"
     )
-    params = [
+    params: list[Any] = [
         sent_id,
         RecipientStatus.SENT.value,
         RecipientStatus.SENDING.value,

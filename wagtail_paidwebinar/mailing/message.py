@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from email import policy as email_policy
 from email.header import Header, decode_header, make_header
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 from django.conf import settings
@@ -209,7 +209,7 @@ class Layout:
                 self.boundaries.append(boundary)
         self.root = self._node(skeleton, root=True)
 
-    def _node(self, part: EmailMessage, *, root: bool = False) -> _Node:
+    def _node(self, part: MIMEPart, *, root: bool = False) -> _Node:
         headers = [
             (name, _laid_out(value))
             for name, value in part.raw_items()
@@ -230,7 +230,7 @@ class Layout:
             self.new_boundaries()
         return self._fill(self.root, bodies, root_headers)
 
-    def _fill(self, node: _Node, bodies: dict, first=()) -> EmailMessage:
+    def _fill(self, node: _Node, bodies: dict, first=()) -> InvitationMIME:
         part = InvitationMIME(policy=POLICY)
         for name, value in (*first, *node.headers):
             part.set_raw(name, value)

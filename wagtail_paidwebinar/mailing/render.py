@@ -143,7 +143,7 @@ def _merge(text: str, values: dict[str, str]) -> str:
 
 
 def signature_html(mailing: Mailing, ms: MailingSettings) -> str:
-    if mailing.signature_id:
+    if mailing.signature is not None:
         return mailing.signature.body
     return ms.signature or ""
 
@@ -349,7 +349,7 @@ def render_preview(
     link_obj: PersonalLink | None = None
     if isinstance(item, MailingRecipient):
         link_obj = item.link
-        if item.subscriber_id is not None:
+        if item.subscriber is not None:
             unsub = _safe_unsubscribe_url(item.subscriber)
     elif isinstance(item, PersonalLink):
         link_obj = item

@@ -37,12 +37,13 @@ def _database_name() -> str:
     return str(connections[alias].settings_dict.get("NAME") or "")
 
 
-def site_identity(secret: str | None = None) -> str:
+def site_identity(secret: str | bytes | None = None) -> str:
     """This site's identity as put into mailing jobs (24 hex digits)."""
-    if secret is None:
-        secret = get_setting("SITE_ID") or settings.SECRET_KEY
+    key = (
+        secret if secret is not None else get_setting("SITE_ID") or settings.SECRET_KEY
+    )
     return salted_hmac(
-        SALT, _database_name(), secret=secret, algorithm="sha256"
+        SALT, _database_name(), secret=key, algorithm="sha256"
     ).hexdigest()[:24]
 
 
