@@ -10,6 +10,7 @@ from email import policy
 from email.mime.text import MIMEText
 from smtplib import quoteaddr
 
+import django
 import pytest
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import BadHeaderError, sanitize_address
@@ -60,11 +61,18 @@ def parse(data: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(data, policy=policy.default)
 
 
+def _lines(content):
+    # A line break is a line break: Django 6.1's builder decodes a text part's
+    # breaks as "\n" where ours (and Django 5.2's) keep "\r\n"; on the wire both
+    # are CRLF (the byte-level checks below hold that).
+    return content.replace("\r\n", "\n") if isinstance(content, str) else content
+
+
 def leaves(message) -> list[tuple]:
     return [
         (
             part.get_content_type(),
-            part.get_content(),
+            _lines(part.get_content()),
             part.get_filename(),
             part.get_param("method"),
         )
@@ -90,7 +98,13 @@ def django_bytes(template, *, name, address, unsubscribe=""):
     part.set_param("method", "PUBLISH")
     part.add_header("Content-Disposition", "attachment", filename="invitation.ics")
     message.attach(part)
-    return message.message().as_bytes(linesep="\r\n")
+    built = message.message()
+    try:
+        return built.as_bytes(linesep="\r\n")
+    except TypeError:
+        # Django 6.1 builds a modern email.message.EmailMessage: its line ending
+        # comes with the policy.
+        return built.as_bytes(policy=built.policy.clone(linesep="\r\n"))
 
 
 class Wire:
@@ -120,8 +134,24 @@ class Wire:
         )
 
 
+# Known difference (issue 14, open): for a 200-character Polish name our To header
+# splits RFC 2047 encoded-words where Django 6.1's folder does not, and Python's
+# parser reads the split back with extra spaces. Django 5.2 splits like ours.
+_SPLIT_NAME = pytest.mark.xfail(
+    django.VERSION >= (6, 1),
+    reason="long non-ASCII name folded differently from Django 6.1",
+    strict=True,
+)
+
+
 @pytest.mark.parametrize("address", ADDRESSES)
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=_SPLIT_NAME) if n.startswith("Zażółć") else n
+        for n in NAMES
+    ],
+)
 def test_same_message_as_django(template, name, address):
     wire = Wire(template)
     from_email, recipients, data, message_id = wire.envelope(

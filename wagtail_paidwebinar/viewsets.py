@@ -149,9 +149,10 @@ class RefuseBeforeListing:
     permission_needed = "change"
 
     def dispatch(self, request, *args, **kwargs):
-        if not self.permission_policy.user_has_permission(
-            request.user, self.permission_needed
-        ):
+        # The snippet viewset's policy: Wagtail 7.4's bulk actions have no
+        # permission_policy attribute of their own.
+        policy = PersonalLink.snippet_viewset.permission_policy
+        if not policy.user_has_permission(request.user, self.permission_needed):
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
@@ -167,7 +168,6 @@ class RevokeBulkAction(RefuseBeforeListing, SnippetBulkAction):
     models = [PersonalLink]
 
     def check_perm(self, obj):
-        # Wagtail 7.4's bulk actions have no permission_policy attribute.
         policy = PersonalLink.snippet_viewset.permission_policy
         return policy.user_has_permission_for_instance(self.request.user, "change", obj)
 
