@@ -11,8 +11,8 @@ sent at once. A worker killed mid-batch therefore leaves at most one row
 With one connection a builder thread renders the next message while the current
 one is on the wire (with several, the other connections use those waits); on
 PostgreSQL each connection's ledger statements run in a thread of their own with
-its own database connection (:class:`_Ledger`). Failures are sorted by :func:`.message.classify`: a
-permanent one fails that row only, a transient one puts the row back to pending
+its own database connection (:class:`_Ledger`). Failures are sorted by
+:func:`.message.classify`: a permanent one fails that row only, a transient one puts the row back to pending
 (the caller decides when to try again), a connection failure stops that
 connection (the others go on; what no connection could send is retried).
 """
