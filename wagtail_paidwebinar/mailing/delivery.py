@@ -12,9 +12,10 @@ With one connection a builder thread renders the next message while the current
 one is on the wire (with several, the other connections use those waits); on
 PostgreSQL each connection's ledger statements run in a thread of their own with
 its own database connection (:class:`_Ledger`). Failures are sorted by
-:func:`.message.classify`: a permanent one fails that row only, a transient one puts the row back to pending
-(the caller decides when to try again), a connection failure stops that
-connection (the others go on; what no connection could send is retried).
+:func:`.message.classify`: a permanent one fails that row only, a transient one
+puts the row back to pending (the caller decides when to try again), a connection
+failure stops that connection (the others go on; what no connection could send is
+retried).
 """
 
 from __future__ import annotations
