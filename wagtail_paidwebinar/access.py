@@ -182,14 +182,20 @@ def rotation_due(device: LinkDevice, now: dt.datetime) -> bool:
 # --- database reads ----------------------------------------------------------------
 
 
-def find_bound_devices(
-    page: WebinarPage, device_secret: str | None
-) -> list[LinkDevice]:
+def device_hash(device_secret: str | None) -> str | None:
+    """What the database keeps of this browser's device secret; ``None`` for no
+    cookie or one too long to be ours."""
+    if not device_secret or len(device_secret) > 200:
+        return None
+    return tokens.hash_secret(device_secret)
+
+
+def find_bound_devices(page: WebinarPage, secret_hash: str | None) -> list[LinkDevice]:
     """This browser's device rows for links of ``page``, with their links (one
     query: ``LinkDevice.objects.bound_for``)."""
-    if not device_secret or len(device_secret) > 200:
+    if secret_hash is None:
         return []
-    return LinkDevice.objects.bound_for(page.pk, tokens.hash_secret(device_secret))
+    return LinkDevice.objects.bound_for(page.pk, secret_hash)
 
 
 def load_link(page: WebinarPage, token: str | None) -> PersonalLink | None:
@@ -280,8 +286,9 @@ def decide_clean(page: WebinarPage, visit: Visit) -> Decision:
     """The page URL without a token: device cookie, then link sharing, then teaser."""
     link = device = None
     expired_link = reused = None
-    mine = tokens.hash_secret(visit.device_secret) if visit.device_secret else None
-    for candidate in find_bound_devices(page, visit.device_secret):
+    # Hashed once: the lookup and the rotation check both compare the hash.
+    mine = device_hash(visit.device_secret)
+    for candidate in find_bound_devices(page, mine):
         problem = link_problem(candidate.link, visit.now)
         if problem is None:
             if credential(candidate, mine, visit.now) is Credential.REUSED:

@@ -63,17 +63,26 @@ def create_mailing(
     if isinstance(audience, PersonalLink):
         if audience.webinar_id != webinar.pk:
             raise ValueError("The personal link belongs to another webinar.")
-        return Mailing.objects.create(
-            webinar=webinar,
-            subject=subject,
-            body_html=body_html,
-            include_link_holders=False,
-            invitation_link=audience,
-            invitation_resend=resend,
-            signature=signature,
-            language=language,
-            created_by=_real_user(user),
-        )
+        audience_fields = {
+            "include_link_holders": False,
+            "invitation_link": audience,
+            "invitation_resend": resend,
+        }
+    else:
+        audience_fields = _audience_fields(audience)
+    return Mailing.objects.create(
+        webinar=webinar,
+        subject=subject,
+        body_html=body_html,
+        signature=signature,
+        language=language,
+        created_by=_real_user(user),
+        **audience_fields,
+    )
+
+
+def _audience_fields(audience) -> dict:
+    """The Mailing fields of a link-holders and/or subscriber-list audience."""
     items = list(audience) if isinstance(audience, list | tuple) else [audience]
     include_link_holders = False
     subscriber_list = None
@@ -90,16 +99,10 @@ def create_mailing(
             )
     if not include_link_holders and subscriber_list is None:
         raise ValueError("A mailing needs an audience.")
-    return Mailing.objects.create(
-        webinar=webinar,
-        subject=subject,
-        body_html=body_html,
-        include_link_holders=include_link_holders,
-        subscriber_list=subscriber_list,
-        signature=signature,
-        language=language,
-        created_by=_real_user(user),
-    )
+    return {
+        "include_link_holders": include_link_holders,
+        "subscriber_list": subscriber_list,
+    }
 
 
 def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
