@@ -302,3 +302,34 @@ def test_every_delivery_is_recorded_without_secrets_or_body(
 
 def test_the_invitation_status_is_a_plain_string():
     assert json.dumps({"i": InvitationStatus.QUEUED}) == '{"i": "queued"}'
+
+
+@pytest.mark.usefixtures("clear_gate_cache")
+def test_a_flood_of_bad_signatures_records_only_the_hourly_ceiling(
+    client, webinar, webhook_secret, settings
+):
+    settings.WAGTAIL_PAIDWEBINAR_WEBHOOK_LOG_UNVERIFIED_PER_HOUR = 3
+    body = purchase_body(webinar)
+    statuses = [
+        post_signed(client, body, header="t=1,v1=00").status_code for _ in range(6)
+    ]
+    assert statuses == [401] * 6
+    assert WebhookDelivery.objects.count() == 3
+    # A verified delivery is always recorded.
+    assert post_signed(client, body).status_code == 200
+    assert WebhookDelivery.objects.filter(outcome="created").count() == 1
+    assert WebhookDelivery.objects.count() == 4
+
+
+def test_the_delivery_log_keeps_its_days(client, webinar, webhook_secret, settings):
+    settings.WAGTAIL_PAIDWEBINAR_WEBHOOK_LOG_DAYS = 30
+    with time_machine.travel("2026-01-01 12:00Z", tick=False):
+        post_signed(client, purchase_body(webinar, reference="old"))
+    with time_machine.travel("2026-01-30 12:00Z", tick=False):
+        post_signed(client, purchase_body(webinar, reference="recent"))
+    with time_machine.travel("2026-02-05 12:00Z", tick=False):
+        post_signed(client, purchase_body(webinar, reference="new"))
+    assert sorted(WebhookDelivery.objects.values_list("reference", flat=True)) == [
+        "new",
+        "recent",
+    ]

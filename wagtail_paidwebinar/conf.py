@@ -107,6 +107,11 @@ DEFAULTS: dict[str, Any] = {
     # list while rotating; empty switches the endpoint off (404).
     "PURCHASE_WEBHOOK_SECRET": "",
     "STRIPE_WEBHOOK_SECRET": "",
+    # The webhook delivery log keeps this many days (older rows are deleted as new
+    # ones arrive; 0 keeps everything), and records at most this many deliveries
+    # with a bad signature per hour, so an anonymous flood cannot grow the table.
+    "WEBHOOK_LOG_DAYS": 180,
+    "WEBHOOK_LOG_UNVERIFIED_PER_HOUR": 100,
 }
 
 

@@ -6,18 +6,24 @@ package) turn one delivery into a :class:`WebhookResponse` and never raise for b
 input: a bad signature is 401 and changes nothing, a bad payload is 400 naming the
 field, written in nothing. The domain rules (idempotency, refunds) are in
 :mod:`.payments`. Every delivery is recorded (:class:`~.models.WebhookDelivery`):
-never the body, the signature, a secret or a token.
+never the body, the signature, a secret or a token. Anyone can post a bad
+signature, so those are recorded only up to an hourly ceiling, and the log keeps
+``WEBHOOK_LOG_DAYS`` days.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import conf
 from .conf import PREFIX
 from .models import (
     DeliveryOutcome,
@@ -37,6 +43,7 @@ from .payments import (
     stripe_secrets,
     verify_signature,
 )
+from .throttle import throttle_cache
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +69,10 @@ class _Delivery:
     invitation: str = ""
 
     def answer(self, status: int, outcome: str, data: dict, detail: str = ""):
+        if outcome == DeliveryOutcome.BAD_SIGNATURE and not _may_record_unverified():
+            return WebhookResponse(status, data)
         try:
+            _prune_log()
             WebhookDelivery.objects.create(
                 source=self.source,
                 event=self.event[:64],
@@ -85,6 +95,35 @@ class _Delivery:
             {"error": message, "field": field_name},
             detail=f"{field_name}: {message}",
         )
+
+
+def _may_record_unverified() -> bool:
+    """Whether one more bad-signature delivery may be written this hour. The count
+    is kept in the shared throttle cache; past the ceiling a warning is logged once
+    and the rest of the hour's bad signatures are answered without a row."""
+    ceiling = conf.get_setting("WEBHOOK_LOG_UNVERIFIED_PER_HOUR")
+    key = f"paidwebinar:webhook-unverified:{int(time.time()) // 3600}"
+    cache = throttle_cache()
+    try:
+        cache.add(key, 0, 3600)
+        count = cache.incr(key)
+    except Exception:  # a cache outage must not refuse the answer
+        logger.exception("Could not count unverified webhook deliveries")
+        return False
+    if count == ceiling + 1:
+        logger.warning(
+            "%d webhook deliveries with a bad signature this hour; the rest of the "
+            "hour's are not recorded",
+            ceiling,
+        )
+    return count <= ceiling
+
+
+def _prune_log() -> None:
+    days = conf.get_setting("WEBHOOK_LOG_DAYS")
+    if days:
+        cutoff = timezone.now() - dt.timedelta(days=days)
+        WebhookDelivery.objects.filter(received_at__lt=cutoff).delete()
 
 
 def _text(value: Any) -> str | None:
