@@ -7,21 +7,24 @@ Run with DATABASE_URL=postgres://... (and REDIS_URL=redis://... for the worker).
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import Client
 
 from tests.fixtures_mailing import wait_for
-from tests.fixtures_payments import post_signed, purchase_body
+from tests.fixtures_payments import post_signed, post_stripe, purchase_body
 from tests.utils import make_webinar
 from wagtail_paidwebinar.models import (
+    DeliveryOutcome,
     Mailing,
     MailingRecipient,
     PersonalLink,
     RecipientStatus,
     WebhookDelivery,
 )
+from wagtail_paidwebinar.payments import record_refund
 
 THREADS = 20
 
@@ -141,3 +144,48 @@ def test_the_invitation_arrives_through_a_real_worker_and_smtp(
     }
     worker.stop()
     assert smtp_server.by_recipient() == {"new@example.org": 1}
+
+
+def test_a_stripe_refund_committing_during_its_checkout_event_leaves_no_live_link(
+    index, stripe_secret
+):
+    """The refund's transaction is held open (it has remembered the refund, not yet
+    committed) while the Checkout event for the same payment intent arrives: the
+    event must wait for it and then issue nothing."""
+    pytest.importorskip("stripe")
+    from tests.test_payments_stripe import session_completed
+
+    webinar = make_webinar(index, title="Stripe race", slug="stripe-race")
+    refund_open = threading.Event()
+    errors: list = []
+
+    def refund() -> None:
+        try:
+            with transaction.atomic():
+                record_refund(payment_intent="pi_race", source="stripe")
+                refund_open.set()
+                time.sleep(1.5)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(repr(exc))
+        finally:
+            refund_open.set()
+            connections.close_all()
+
+    def checkout() -> None:
+        try:
+            refund_open.wait(timeout=30)
+            event = session_completed(webinar.pk, intent="pi_race")
+            errors.extend(
+                [] if post_stripe(Client(), event).status_code == 200 else ["!"]
+            )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=refund), threading.Thread(target=checkout)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert not PersonalLink.objects.live().filter(webinar=webinar).exists()
+    assert WebhookDelivery.objects.get().outcome == DeliveryOutcome.REFUSED

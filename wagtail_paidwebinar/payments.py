@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 from wagtail.log_actions import log
@@ -51,6 +51,8 @@ from .parsing import normalize_email
 SIGNATURE_HEADER = "Paidwebinar-Signature"
 TOLERANCE_SECONDS = 300
 MAX_REFERENCE_LENGTH = 255
+# First key of the plugin's PostgreSQL advisory locks (the second is a hash).
+ADVISORY_LOCK_CLASS = 0x5057  # "PW"
 # Stored in every audit log entry: never renamed after a release.
 ACTION_PURCHASE = "wagtail_paidwebinar.link.purchase"
 
@@ -175,6 +177,18 @@ def _lock_webinar(webinar: WebinarPage) -> None:
     )
 
 
+def _lock_payment_intent(payment_intent: str) -> None:
+    # A Stripe refund names no webinar, only the payment intent, so the intent is
+    # the key a refund and its Checkout event take turns on: a transaction-scoped
+    # advisory lock on PostgreSQL. Other databases serialise writers anyway.
+    if payment_intent and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                [ADVISORY_LOCK_CLASS, payment_intent],
+            )
+
+
 def _refunded_before(webinar: WebinarPage, reference: str, payment_intent: str) -> bool:
     refunds = PaymentRefund.objects.filter(webinar=webinar, reference=reference)
     if payment_intent:
@@ -217,6 +231,7 @@ def record_purchase(
 
 def _purchase(webinar, name, email, reference, payment_intent, invite, source):
     _lock_webinar(webinar)
+    _lock_payment_intent(payment_intent)
     payment = (
         LinkPayment.objects.select_related("link", "link__webinar")
         .filter(webinar=webinar, reference=reference)
@@ -301,12 +316,13 @@ def record_refund(
     """Revoke the links of order ``reference`` on ``webinar`` (or of Stripe's
     ``payment_intent`` on any webinar). When there is none yet the refund is
     remembered, and the purchase arriving later issues nothing. A Stripe refund
-    names no webinar, so it takes no webinar lock: one arriving in the same
-    instant as its own Checkout event could miss it (Stripe sends refunds much
-    later in practice)."""
+    names no webinar: it takes turns with its Checkout event on the payment
+    intent instead."""
     with transaction.atomic():
         if webinar is not None:
             _lock_webinar(webinar)
+        _lock_payment_intent(payment_intent)  # after the webinar's, as purchases do
+        if webinar is not None:
             links = PersonalLink.objects.filter(
                 payment__webinar=webinar, payment__reference=reference
             )
