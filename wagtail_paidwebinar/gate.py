@@ -282,6 +282,7 @@ def render_gate_page(
         context["move_request_action"] = access.MOVE_REQUEST_ACTION
         context["move_confirm_action"] = access.MOVE_CONFIRM_ACTION
         context["move_code_field"] = access.MOVE_CODE_FIELD
+        context["move_minutes"] = max(1, int(conf.get_setting("MOVE_CODE_AGE")) // 60)
         browser_key = request.COOKIES.get(claim_cookie_name())
         if not claims.valid_browser_key(browser_key):
             browser_key = claims.new_browser_key()

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.log_actions import log
 
@@ -329,21 +329,34 @@ def send_move_code(move_id: int, site: str | None = None) -> bool:
         subject = gettext("Your code to join %(webinar)s in a new browser") % {
             "webinar": " ".join(webinar.title.split())
         }
-        body = gettext(
-            "Hello %(name)s,\n\n"
-            "someone, hopefully you, asked to move your personal link to "
-            "“%(webinar)s” to a new browser. Enter this code on the page that "
-            "asked for it:\n\n    %(code)s\n\n"
-            "The code is valid for %(minutes)s minutes and works once. The "
-            "browser where you joined before will lose access.\n\n"
-            "If it was not you, ignore this e-mail: nothing changes without the "
-            "code. Nobody from us will ever ask you for it."
-        ) % {
+        values = {
             "name": link.name,
             "webinar": webinar.title,
-            "code": code,
             "minutes": minutes,
         }
+        parts = [
+            gettext("Hello %(name)s,") % values,
+            gettext(
+                "someone, hopefully you, asked to move your personal link to "
+                "“%(webinar)s” to a new browser. Enter this code on the page that "
+                "asked for it:"
+            )
+            % values,
+            f"    {code}",
+            ngettext(
+                "The code is valid for %(minutes)s minute and works once.",
+                "The code is valid for %(minutes)s minutes and works once.",
+                minutes,
+            )
+            % values
+            + " "
+            + gettext("The browser where you joined before will lose access."),
+            gettext(
+                "If it was not you, ignore this e-mail: nothing changes without the "
+                "code. Nobody from us will ever ask you for it."
+            ),
+        ]
+        body = "\n\n".join(parts) + "\n"
     message = EmailMessage(
         subject=subject,
         body=body,
