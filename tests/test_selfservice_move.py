@@ -99,7 +99,7 @@ def test_move_binds_the_new_browser_and_ends_the_old_one(
     ).exists()
 
 
-def test_code_is_never_stored_and_not_in_the_job_arguments(
+def test_code_is_not_stored(
     holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
 ):
     new = Client(HTTP_USER_AGENT=f"{UA} new")
