@@ -37,6 +37,7 @@ def webinar_form(**overrides):
         "room": streamfield([("text", rich_text("<p>Tajne materiały pokoju</p>"))]),
         "room_password": "sekret",
         "max_devices_per_link": "1",
+        "max_device_moves": "3",
         "opens_minutes_before": "30",
         "closes_minutes_after": "",
     }

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 ACTION_FIELD = "pw_action"
 CLAIM_ACTION = "claim"
 PASSWORD_ACTION = "password"  # noqa: S105 - a name, not a secret
+MOVE_REQUEST_ACTION = "move_request"
+MOVE_CONFIRM_ACTION = "move_confirm"
+MOVE_CODE_FIELD = "move_code"
 CLAIM_NONCE_FIELD = "pw_claim"
 PASSWORD_FIELD = "password"  # noqa: S105 - a name, not a secret
 TOKEN_SCOPE = "token"  # noqa: S105 - a name, not a secret
@@ -63,6 +66,8 @@ class Outcome(enum.Enum):
     NOT_OPEN_YET = "not_open_yet"  # before the access window
     CLOSED = "closed"  # after the access window
     THROTTLED = "throttled"  # too many failures: 429 + Retry-After
+    MOVE_REQUEST = "move_request"  # POST from the in-use page: e-mail a code
+    MOVE_CONFIRM = "move_confirm"  # POST of the code: move the link here
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class Visit:
     action: str = ""
     claim_nonce: str | None = None  # from the confirm form (see claims.py)
     password: str | None = None
+    move_code: str | None = None  # "move to this device" (moves.py)
     client: str = ""  # throttling identity: device cookie, session or address
     ip: str = ""
 
@@ -275,6 +281,12 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
         # Counting the free slots is the claim's job, under the row lock; it also
         # recognises a repeated POST of the same confirm form (double click).
         return Decision(Outcome.CLAIM, link=link)
+    if visit.is_post and visit.action == MOVE_REQUEST_ACTION:
+        # Moves are for a browser the link refuses; whether it may move (an
+        # address, moves left, codes left) is the move's job, under the row lock.
+        return Decision(Outcome.MOVE_REQUEST, link=link)
+    if visit.is_post and visit.action == MOVE_CONFIRM_ACTION:
+        return Decision(Outcome.MOVE_CONFIRM, link=link)
     if len(devices) >= page.max_devices_per_link:
         return Decision(
             Outcome.REFUSE_IN_USE, link=link, event=AccessEventKind.REFUSED_IN_USE

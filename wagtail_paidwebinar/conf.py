@@ -102,6 +102,19 @@ DEFAULTS: dict[str, Any] = {
     # ledger connections commit without waiting for the WAL flush (a worker crash
     # still loses nothing; a database server crash may re-send the last ~0.6 s).
     "LEDGER_SYNCHRONOUS_COMMIT": True,
+    # Lost link (lostlink.py): requests per e-mail address and per client (browser,
+    # else address + user agent) within LOST_LINK_WINDOW seconds; past either the
+    # form answers 429. The same answer whether or not the address has a link.
+    "LOST_LINK_PER_ADDRESS": 3,
+    "LOST_LINK_PER_CLIENT": 10,
+    "LOST_LINK_WINDOW": 24 * 60 * 60,
+    # Move to this device (moves.py): a code lives MOVE_CODE_AGE seconds and dies
+    # after MOVE_CODE_ATTEMPTS wrong entries; at most MOVE_CODES_PER_LINK codes are
+    # e-mailed per link within LOST_LINK_WINDOW. The number of moves per link is
+    # the webinar's "moves to another browser per link" field.
+    "MOVE_CODE_AGE": 15 * 60,
+    "MOVE_CODE_ATTEMPTS": 5,
+    "MOVE_CODES_PER_LINK": 5,
     # Payment webhooks (payments.py): the shared secret(s) of the signed purchase
     # webhook and Stripe's endpoint signing secret(s) ("whsec_..."). A string, or a
     # list while rotating; empty switches the endpoint off (404).

@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from . import access, claims, conf, throttle, tokens
+from . import access, claims, conf, moves, throttle, tokens
 from .access import Decision, Outcome, Visit
 from .claims import ClaimOutcome
 from .models import AccessEventKind, MailingSettings, PersonalLink, WebinarPage
@@ -43,7 +43,10 @@ _TEMPLATES = {
     Outcome.NOT_OPEN_YET: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.CLOSED: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.THROTTLED: ("wagtail_paidwebinar/gate/throttled.html", 429),
+    Outcome.MOVE_CONFIRM: ("wagtail_paidwebinar/gate/move.html", 200),
 }
+# Wrong move codes count against the client like wrong tokens and passwords.
+MOVE_SCOPE = "move"
 
 
 def pass_cookie_name(page: WebinarPage) -> str:
@@ -89,6 +92,7 @@ def read_visit(page: WebinarPage, request: HttpRequest) -> Visit:
         action=str(post.get(access.ACTION_FIELD, ""))[:20],
         claim_nonce=post.get(access.CLAIM_NONCE_FIELD) if post else None,
         password=post.get(access.PASSWORD_FIELD) if post else None,
+        move_code=str(post.get(access.MOVE_CODE_FIELD, ""))[:20] if post else None,
         # A browser without cookies is told apart by address and user agent; a
         # script rotating either still meets the per-address ceiling.
         client=device_secret
@@ -221,6 +225,10 @@ def respond(
         return callback(page, request, args, kwargs)
     if outcome is Outcome.CLAIM:
         return claim(page, request, visit, decision)
+    if outcome is Outcome.MOVE_REQUEST:
+        return move_request(page, request, decision)
+    if outcome is Outcome.MOVE_CONFIRM:
+        return move_confirm(page, request, visit, decision)
     if outcome is Outcome.REDIRECT_CLEAN:
         return HttpResponseRedirect(clean_path(request))
     if outcome is Outcome.PASSWORD_OK:
@@ -238,9 +246,15 @@ def respond(
 
 
 def render_gate_page(
-    page: WebinarPage, request: HttpRequest, decision: Decision
+    page: WebinarPage,
+    request: HttpRequest,
+    decision: Decision,
+    *,
+    extra: dict | None = None,
+    status: int | None = None,
 ) -> HttpResponse:
-    template, status = _TEMPLATES[decision.outcome]
+    template, default_status = _TEMPLATES[decision.outcome]
+    status = status or default_status
     context = {
         "page": page,
         "self": page,
@@ -258,6 +272,21 @@ def render_gate_page(
     if decision.outcome in (Outcome.REFUSE_IN_USE, Outcome.REFUSE_REUSED):
         context["contact_email"] = organiser_email(request)
     browser_key = None
+    if decision.outcome in (Outcome.REFUSE_IN_USE, Outcome.MOVE_CONFIRM):
+        # "Move to this device": the code works in the browser that asked for it,
+        # told apart by its claim cookie (set here when it has none).
+        if decision.outcome is Outcome.REFUSE_IN_USE and moves.can_offer_move(
+            decision.link, page
+        ):
+            context["move_to"] = moves.mask_email(decision.link.email)
+        context["move_request_action"] = access.MOVE_REQUEST_ACTION
+        context["move_confirm_action"] = access.MOVE_CONFIRM_ACTION
+        context["move_code_field"] = access.MOVE_CODE_FIELD
+        context["move_minutes"] = max(1, int(conf.get_setting("MOVE_CODE_AGE")) // 60)
+        browser_key = request.COOKIES.get(claim_cookie_name())
+        if not claims.valid_browser_key(browser_key):
+            browser_key = claims.new_browser_key()
+    context.update(extra or {})
     if decision.outcome is Outcome.CONFIRM:
         # The nonce is signed for this link and for a key only this browser holds
         # (its claim cookie), so the form is worth nothing posted from elsewhere.
@@ -271,7 +300,9 @@ def render_gate_page(
         response.set_cookie(
             claim_cookie_name(),
             browser_key,
-            max_age=claims.CLAIM_NONCE_AGE,
+            max_age=max(
+                claims.CLAIM_NONCE_AGE, int(conf.get_setting("MOVE_CODE_AGE")) + 300
+            ),
             httponly=True,
             samesite="Lax",
             secure=request.is_secure(),
@@ -321,6 +352,110 @@ def claim(
     if visit.device_secret:
         claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
     # A new session key at the moment of privilege change (session fixation).
+    request.session.cycle_key()
+    grants = dict(request.session.get("paidwebinar_grants", {}))
+    grants[str(page.pk)] = link.pk
+    request.session["paidwebinar_grants"] = grants
+    response = HttpResponseRedirect(clean_path(request))
+    set_device_cookie(request, response, secret)
+    return response
+
+
+# --- move to this device (moves.py) ------------------------------------------------
+
+_MOVE_REFUSALS = {
+    moves.MoveOutcome.NO_EMAIL: "no_email",
+    moves.MoveOutcome.LIMIT: "limit",
+    moves.MoveOutcome.THROTTLED: "throttled",
+}
+
+
+def _in_use_again(
+    page: WebinarPage, request: HttpRequest, link: PersonalLink, problem: str
+) -> HttpResponse:
+    """The in-use page again, saying why the move did not happen."""
+    return render_gate_page(
+        page,
+        request,
+        Decision(Outcome.REFUSE_IN_USE, link=link),
+        extra={"move_problem": problem},
+    )
+
+
+def move_request(
+    page: WebinarPage, request: HttpRequest, decision: Decision
+) -> HttpResponse:
+    """ "E-mail me a code" was posted from the in-use page."""
+    link = decision.link
+    assert link is not None  # noqa: S101 - decide_token returns it with a link
+    browser_key = request.COOKIES.get(claim_cookie_name())
+    if not claims.valid_browser_key(browser_key):
+        # The in-use page set the claim cookie; without it the code could not be
+        # tied to this browser.
+        return _in_use_again(page, request, link, "cookies")
+    result = moves.request_move(
+        link.pk, browser_key, ip=client_ip(request), user_agent=user_agent(request)
+    )
+    if result.outcome is moves.MoveOutcome.INVALID:
+        return render_gate_page(page, request, Decision(Outcome.REFUSE_GENERIC))
+    if result.outcome is not moves.MoveOutcome.SENT:
+        return _in_use_again(page, request, link, _MOVE_REFUSALS[result.outcome])
+    return render_gate_page(
+        page,
+        request,
+        Decision(Outcome.MOVE_CONFIRM, link=link),
+        extra={"move_to": moves.mask_email(link.email)},
+    )
+
+
+def move_confirm(
+    page: WebinarPage, request: HttpRequest, visit: Visit, decision: Decision
+) -> HttpResponse:
+    """The code was posted: move the link to this browser."""
+    link = decision.link
+    assert link is not None  # noqa: S101 - decide_token returns it with a link
+    masked = {"move_to": moves.mask_email(link.email)}
+    state = throttle.check(MOVE_SCOPE, page.pk, visit.client, visit.ip)
+    if state.blocked:
+        return render_gate_page(
+            page, request, Decision(Outcome.THROTTLED, retry_after=state.retry_after)
+        )
+    browser_key = request.COOKIES.get(claim_cookie_name())
+    if not claims.valid_browser_key(browser_key):
+        return _in_use_again(page, request, link, "cookies")
+    secret = claims.new_device_secret()
+    result = moves.confirm_move(
+        link.pk,
+        browser_key,
+        visit.move_code or "",
+        secret,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
+    )
+    outcome = result.outcome
+    if outcome is moves.MoveOutcome.INVALID:
+        return render_gate_page(page, request, Decision(Outcome.REFUSE_GENERIC))
+    if outcome is moves.MoveOutcome.WRONG_CODE:
+        throttle.record_failure(MOVE_SCOPE, page.pk, visit.client, visit.ip)
+        return render_gate_page(
+            page,
+            request,
+            Decision(Outcome.MOVE_CONFIRM, link=link),
+            extra={**masked, "move_error": "wrong"},
+            status=400,
+        )
+    if outcome is moves.MoveOutcome.NO_CODE:
+        return render_gate_page(
+            page,
+            request,
+            Decision(Outcome.MOVE_CONFIRM, link=link),
+            extra={**masked, "move_error": "expired"},
+            status=400,
+        )
+    if outcome is moves.MoveOutcome.LIMIT:
+        return _in_use_again(page, request, link, "limit")
+    if visit.device_secret:
+        claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
     request.session.cycle_key()
     grants = dict(request.session.get("paidwebinar_grants", {}))
     grants[str(page.pk)] = link.pk

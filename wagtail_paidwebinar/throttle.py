@@ -147,3 +147,26 @@ def record_failure(scope: str, page_id: int, client: str, ip: str) -> None:
         # Start counting again after the lock, rather than staying locked until
         # the (longer) window ends.
         cache.delete(counter_key)
+
+
+def count_request(scope: str, limits: dict[str, int], window: int) -> ThrottleState:
+    """Count one request against each identity of ``limits`` (identity -> at most
+    this many requests per ``window`` seconds); blocked when any is over.
+
+    For forms that cost the site something on every use (an e-mail sent), where
+    the gate's counters count failures only. Identities are hashed before they go
+    into the cache (an e-mail address or a cookie must not sit there).
+    """
+    cache = throttle_cache()
+    length = max(1, int(window))
+    now = time.time()
+    number = int(now // length)
+    remaining = max(1, int((number + 1) * length - now + 0.999))
+    blocked = False
+    for identity, limit in limits.items():
+        key = f"{_PREFIX}:{scope}:{tokens.hash_secret(identity)[:32]}:{number}"
+        # Every identity is counted, even past a blocked one: a client blocked on
+        # one address still uses up its own allowance.
+        if _increment(cache, key, remaining + 1) > int(limit):
+            blocked = True
+    return ThrottleState(blocked, remaining if blocked else 0)

@@ -168,6 +168,43 @@ def claim_nonce_issued(
     return True
 
 
+# --- move codes ("Move to this device") --------------------------------------------
+
+MOVE_CODE_KEY_SALT = "wagtail_paidwebinar.moves.code"
+MOVE_CODE_DIGITS = 6
+
+
+def _move_code(move_id: int, link_id: int, salt: str, secret: str | bytes) -> str:
+    value = f"{move_id}:{link_id}:{salt}"
+    mac = salted_hmac(MOVE_CODE_KEY_SALT, value, secret=secret, algorithm="sha256")
+    # 64 bits of the MAC reduced modulo 10**6: the bias is below 10**-13.
+    number = int.from_bytes(mac.digest()[:8], "big") % 10**MOVE_CODE_DIGITS
+    return f"{number:0{MOVE_CODE_DIGITS}d}"
+
+
+def make_move_code(move_id: int, link_id: int, salt: str) -> str:
+    """The 6-digit code of one move request, keyed by the current SECRET_KEY.
+
+    Derived, never stored (like a link's token): the database keeps the request's
+    random salt only, so a dump alone reveals no code, and the e-mail job needs
+    only the request's id to write it.
+    """
+    return _move_code(move_id, link_id, salt, settings.SECRET_KEY)
+
+
+def move_code_matches(move_id: int, link_id: int, salt: str, candidate: str) -> bool:
+    """Constant-time check of ``candidate`` (digits, spaces ignored) against the
+    code of the move request, under SECRET_KEY and its fallbacks."""
+    cleaned = "".join(str(candidate or "").split())[:20]
+    ok = False
+    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+        ok |= hmac.compare_digest(
+            _move_code(move_id, link_id, salt, secret).encode(),
+            cleaned.encode("utf-8", "replace"),
+        )
+    return ok
+
+
 # --- the room password pass --------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import materials, webhooks
+from .views import lostlink, materials, webhooks
 from .views.unsubscribe import unsubscribe_view
 
 app_name = "wagtail_paidwebinar"
@@ -14,6 +14,8 @@ urlpatterns: list = [
         materials.serve_material,
         name="material",
     ),
+    # Self-service: a participant asks for their invitation again.
+    path("lost-link/<int:page_id>/", lostlink.lost_link_view, name="lost_link"),
     # Invitations: List-Unsubscribe target (GET confirm, POST / RFC 8058 one-click).
     path("unsubscribe/<str:token>/", unsubscribe_view, name="unsubscribe"),
     # Payments: a shop's signed purchase/refund, and Stripe's events (payments.py).

@@ -6,7 +6,7 @@ from wagtail.admin import messages
 from wagtail.snippets.models import register_snippet
 from wagtail_modeladmin.options import modeladmin_register
 
-from . import actions, gate, menu, payments
+from . import actions, gate, menu, moves, payments
 from .mailing import invitations
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
@@ -36,6 +36,7 @@ def register_link_log_actions(log_actions):
     actions.register_log_actions(log_actions)
     invitations.register_log_actions(log_actions)
     payments.register_log_actions(log_actions)
+    moves.register_log_actions(log_actions)
 
 
 # --- the gate (access.py / gate.py) -----------------------------------------------

@@ -1,5 +1,5 @@
 from .attendance import AccessEvent, AccessEventKind
-from .links import LinkDevice, LinkStatus, PersonalLink
+from .links import DeviceMove, LinkDevice, LinkStatus, PersonalLink
 from .mailing import (
     Mailing,
     MailingRecipient,
@@ -23,6 +23,7 @@ __all__ = [
     "AccessEvent",
     "AccessEventKind",
     "DeliveryOutcome",
+    "DeviceMove",
     "LinkDevice",
     "LinkPayment",
     "LinkStatus",

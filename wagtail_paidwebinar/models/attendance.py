@@ -19,6 +19,8 @@ class AccessEventKind(models.TextChoices):
     REFUSED_EXPIRED = "refused_expired", _("Refused: expired link")
     PASSWORD_FAILED = "password_failed", _("Wrong room password")
     REUSE_DETECTED = "reuse_detected", _("Refused: used from two browsers")
+    MOVE_CODE_SENT = "move_code_sent", _("Code to move to a new browser sent")
+    DEVICE_MOVED = "device_moved", _("Moved to a new browser")
 
 
 def truncate_ip(value: str | None) -> str:

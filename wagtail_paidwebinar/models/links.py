@@ -376,3 +376,44 @@ class LinkDevice(models.Model):
     def secret_issued_at(self) -> dt.datetime:
         """When the current secret was issued (claim or last rotation)."""
         return self.rotated_at or self.created_at
+
+
+class DeviceMove(models.Model):
+    """A request to move a personal link to a new browser ("Move to this device").
+
+    The browser refused because the link is bound elsewhere asks for a one-time
+    code; the code goes to the link's e-mail and, entered in that same browser,
+    binds it in place of the old one (moves.py). The code itself is never stored:
+    it is derived from ``salt`` with an HMAC keyed by ``SECRET_KEY`` (tokens.py), so
+    a database dump alone moves nothing. ``moved_at`` marks the move done (the
+    code used); ``voided_at`` a code that can no longer be used (superseded, too
+    many wrong tries, another move won).
+    """
+
+    link = models.ForeignKey(
+        PersonalLink,
+        verbose_name=_("personal link"),
+        on_delete=models.CASCADE,
+        related_name="moves",
+    )
+    salt = models.CharField(max_length=64, default=tokens.new_salt, editable=False)
+    # SHA-256 of the claim key of the browser that asked: the code works there only.
+    browser_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("code expires at"))
+    attempts = models.PositiveSmallIntegerField(_("wrong codes entered"), default=0)
+    moved_at = models.DateTimeField(_("moved at"), null=True, blank=True)
+    voided_at = models.DateTimeField(_("code voided at"), null=True, blank=True)
+    user_agent = models.CharField(_("browser"), max_length=255, blank=True)
+    ip = models.CharField(_("network (truncated IP)"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("move to a new browser")
+        verbose_name_plural = _("moves to a new browser")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["link", "created_at"], name="paidwebinar_move_link")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.link_id} @ {self.created_at:%Y-%m-%d %H:%M}"

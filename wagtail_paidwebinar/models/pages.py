@@ -200,6 +200,15 @@ class WebinarPage(Page):
         validators=[MinValueValidator(1), MaxValueValidator(20)],
         help_text=_("How many browsers one personal link may be used in."),
     )
+    max_device_moves = models.PositiveSmallIntegerField(
+        _("moves to another browser per link"),
+        default=3,
+        validators=[MaxValueValidator(50)],
+        help_text=_(
+            "How many times a participant may move their link to a new browser "
+            "with a code e-mailed to them. 0: only the organiser can reset a link."
+        ),
+    )
     opens_minutes_before = models.PositiveIntegerField(
         _("room opens (minutes before start)"),
         null=True,
@@ -282,6 +291,7 @@ class WebinarPage(Page):
                 FieldPanel("room_password"),
                 FieldPanel("allow_link_sharing"),
                 FieldPanel("max_devices_per_link"),
+                FieldPanel("max_device_moves"),
             ],
             heading=_("Who gets in"),
             help_text=_(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -18,6 +19,7 @@ from ..csvutils import csv_response
 from ..models import (
     AccessEvent,
     AccessEventKind,
+    DeviceMove,
     LinkDevice,
     PersonalLink,
     WebinarPage,
@@ -33,10 +35,20 @@ RECENT_EVENTS = 50
 
 
 def attendance_rows(page: WebinarPage):
-    """The page's links with device, entry and refusal counts; suspects first."""
+    """The page's links with device, entry, refusal and move counts; suspects
+    first."""
+    # A subquery, not one more join: the joins above already multiply rows.
+    moves = (
+        DeviceMove.objects.filter(link=OuterRef("pk"), moved_at__isnull=False)
+        .order_by()
+        .values("link")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return (
         PersonalLink.objects.filter(webinar=page)
         .annotate(
+            move_count=Coalesce(Subquery(moves), 0),
             device_count=Count("devices", distinct=True),
             entry_count=Count(
                 "access_events",
@@ -166,6 +178,7 @@ def attendance_csv(page: WebinarPage):
         _("Devices"),
         _("Visits"),
         _("Refused elsewhere"),
+        _("Moved to a new browser"),
     ]
 
     def when(value):
@@ -181,6 +194,7 @@ def attendance_csv(page: WebinarPage):
             row.device_count,
             row.entry_count,
             row.refused_count,
+            row.move_count,
         ]
         for row in attendance_rows(page).iterator(chunk_size=2000)
     )

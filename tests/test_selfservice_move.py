@@ -1,0 +1,265 @@
+"""Move to this device (issue 16 item 4): a browser refused because the link is
+bound elsewhere moves it here with a code e-mailed to the link's address; the old
+browser is out at its next request. Embedded default: inline queue, locmem e-mail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import time_machine
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from wagtail.models.audit_log import ModelLogEntry
+
+from tests.fixtures_gate import ROOM_WORD, UA, claim, link_path, make_link
+from wagtail_paidwebinar import moves
+from wagtail_paidwebinar.models import (
+    AccessEvent,
+    AccessEventKind,
+    DeviceMove,
+    LinkDevice,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clear_gate_cache")]
+
+CODE_RE = re.compile(r"^\s+(\d{6})\s*$", re.M)
+
+
+@pytest.fixture
+def holder(room_webinar):
+    return make_link(
+        room_webinar,
+        "Anna Nowak",
+        email="anna.nowak@example.org",
+        email_normalized="anna.nowak@example.org",
+    )
+
+
+@pytest.fixture
+def old_browser(holder):
+    """The browser that claimed the link first."""
+    client = Client(HTTP_USER_AGENT=f"{UA} old")
+    assert claim(client, holder).status_code == 302
+    assert ROOM_WORD in client.get(holder.webinar.url).content.decode()
+    return client
+
+
+def request_code(client, link, capture) -> str:
+    """In-use page, then "E-mail a code"; returns the code from the e-mail."""
+    refused = client.get(link_path(link))
+    assert refused.status_code == 403
+    sent = len(mail.outbox)
+    with capture(execute=True):
+        response = client.post(link_path(link), {"pw_action": "move_request"})
+    assert response.status_code == 200, response.content
+    assert "a•••@example.org" in response.content.decode()
+    assert "anna.nowak@example.org" not in response.content.decode()
+    assert len(mail.outbox) == sent + 1
+    return CODE_RE.search(mail.outbox[-1].body).group(1)
+
+
+def enter(client, link, code: str):
+    return client.post(
+        link_path(link), {"pw_action": "move_confirm", "move_code": code}
+    )
+
+
+def test_move_binds_the_new_browser_and_ends_the_old_one(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    page = new.get(link_path(holder))
+    assert page.status_code == 403
+    assert "E-mail a code to a•••@example.org" in page.content.decode()
+    code = request_code(new, holder, django_capture_on_commit_callbacks)
+    message = mail.outbox[-1]
+    assert message.to == ["anna.nowak@example.org"]
+    assert holder.webinar.title in message.subject
+    response = enter(new, holder, f"{code[:3]} {code[3:]}")
+    assert response.status_code == 302
+    assert response["Location"] == holder.webinar.url
+    assert ROOM_WORD in new.get(holder.webinar.url).content.decode()
+    # The old browser is out at its next request, and its link is now in use here.
+    assert ROOM_WORD not in old_browser.get(holder.webinar.url).content.decode()
+    assert old_browser.get(link_path(holder)).status_code == 403
+    assert LinkDevice.objects.filter(link=holder).count() == 1
+    # Recorded: attendance events and the audit log.
+    kinds = set(AccessEvent.objects.filter(link=holder).values_list("kind", flat=True))
+    assert {AccessEventKind.MOVE_CODE_SENT, AccessEventKind.DEVICE_MOVED} <= kinds
+    entry = ModelLogEntry.objects.get(
+        action=moves.ACTION_MOVE, object_id=str(holder.pk)
+    )
+    assert entry.data["removed_browsers"] == [f"{UA} old"]
+    assert ModelLogEntry.objects.filter(
+        action=moves.ACTION_MOVE_CODE, object_id=str(holder.pk)
+    ).exists()
+
+
+def test_code_is_not_stored(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    code = request_code(new, holder, django_capture_on_commit_callbacks)
+    row = DeviceMove.objects.values().get(link=holder)
+    assert not any(code in str(value) for value in row.values())
+
+
+def test_code_expires_after_15_minutes(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        code = request_code(new, holder, django_capture_on_commit_callbacks)
+    with time_machine.travel(start + dt.timedelta(minutes=15, seconds=1), tick=False):
+        response = enter(new, holder, code)
+    assert response.status_code == 400
+    assert "no longer valid" in response.content.decode()
+    assert ROOM_WORD not in new.get(holder.webinar.url).content.decode()
+    assert ROOM_WORD in old_browser.get(holder.webinar.url).content.decode()
+    # Within the 15 minutes it works.
+    with time_machine.travel(start + dt.timedelta(minutes=20), tick=False):
+        code = request_code(new, holder, django_capture_on_commit_callbacks)
+    with time_machine.travel(start + dt.timedelta(minutes=34), tick=False):
+        assert enter(new, holder, code).status_code == 302
+
+
+def test_code_works_once_and_in_the_asking_browser_only(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    code = request_code(new, holder, django_capture_on_commit_callbacks)
+    # Another browser holding the code (a forwarded e-mail) cannot use it.
+    stranger = Client(HTTP_USER_AGENT=f"{UA} stranger")
+    stranger.get(link_path(holder))
+    assert enter(stranger, holder, code).status_code == 400
+    assert enter(new, holder, code).status_code == 302
+    # The same browser after clearing its device cookie: the used code is dead.
+    again = Client(HTTP_USER_AGENT=f"{UA} new")
+    again.cookies["paidwebinar_device_claim"] = new.cookies["paidwebinar_device_claim"]
+    assert again.get(link_path(holder)).status_code == 403
+    response = enter(again, holder, code)
+    assert response.status_code == 400
+    assert "no longer valid" in response.content.decode()
+    assert LinkDevice.objects.filter(link=holder).count() == 1
+
+
+def test_wrong_codes_then_dead_after_the_attempts(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks, settings
+):
+    settings.WAGTAIL_PAIDWEBINAR_MOVE_CODE_ATTEMPTS = 3
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    code = request_code(new, holder, django_capture_on_commit_callbacks)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    first = enter(new, holder, wrong)
+    assert first.status_code == 400
+    assert "That code is not right" in first.content.decode()
+    enter(new, holder, "garbage<script>")
+    enter(new, holder, "")
+    # Three wrong entries: even the right code no longer works.
+    response = enter(new, holder, code)
+    assert response.status_code == 400
+    assert "no longer valid" in response.content.decode()
+    assert LinkDevice.objects.get(link=holder).user_agent == f"{UA} old"
+
+
+def test_at_most_n_moves_per_link(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    holder.webinar.max_device_moves = 1
+    holder.webinar.save()
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    code = request_code(new, holder, django_capture_on_commit_callbacks)
+    assert enter(new, holder, code).status_code == 302
+    # No moves left: the old browser is told to ask the organiser, no form.
+    page = old_browser.get(link_path(holder))
+    assert page.status_code == 403
+    assert "E-mail a code" not in page.content.decode()
+    assert "ask the organiser to reset your link" in page.content.decode()
+    sent = len(mail.outbox)
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = old_browser.post(link_path(holder), {"pw_action": "move_request"})
+    assert "cannot be moved to another browser any more" in refused.content.decode()
+    assert len(mail.outbox) == sent
+    assert DeviceMove.objects.filter(link=holder, moved_at__isnull=False).count() == 1
+
+
+def test_a_reset_by_the_organiser_is_not_a_move(holder, old_browser, settings):
+    holder.webinar.max_device_moves = 0
+    holder.webinar.save()
+    page = Client().get(link_path(holder))
+    assert "E-mail a code" not in page.content.decode()
+
+
+def test_link_without_address_asks_the_organiser(
+    room_webinar, invitations_queue, django_capture_on_commit_callbacks
+):
+    link = make_link(room_webinar, "Jan Bez Maila")
+    claim(Client(), link)
+    other = Client()
+    page = other.get(link_path(link))
+    assert page.status_code == 403
+    assert "E-mail a code" not in page.content.decode()
+    assert "ask the organiser to reset your link" in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = other.post(link_path(link), {"pw_action": "move_request"})
+    assert "no e-mail address" in response.content.decode()
+    assert mail.outbox == []
+    assert not DeviceMove.objects.exists()
+
+
+def test_get_never_changes_state(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    new = Client()
+    with django_capture_on_commit_callbacks(execute=True):
+        new.get(link_path(holder) + "&pw_action=move_request")
+        new.head(link_path(holder) + "&pw_action=move_confirm&move_code=123456")
+    assert mail.outbox == []
+    assert not DeviceMove.objects.exists()
+
+
+def test_codes_per_link_are_throttled(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks, settings
+):
+    settings.WAGTAIL_PAIDWEBINAR_MOVE_CODES_PER_LINK = 2
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    request_code(new, holder, django_capture_on_commit_callbacks)
+    request_code(new, holder, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = new.post(link_path(holder), {"pw_action": "move_request"})
+    assert "Too many codes were requested" in response.content.decode()
+    assert len(mail.outbox) == 2
+    # Asking again replaced the first code: only the latest is open.
+    assert DeviceMove.objects.filter(link=holder, voided_at=None).count() == 1
+
+
+def test_csrf_protects_the_move(holder, old_browser, invitations_queue):
+    new = Client(enforce_csrf_checks=True)
+    new.get(link_path(holder))
+    response = new.post(link_path(holder), {"pw_action": "move_request"})
+    assert response.status_code == 403
+    assert not DeviceMove.objects.exists()
+
+
+def test_attendance_view_shows_the_moves(
+    holder,
+    old_browser,
+    invitations_queue,
+    django_capture_on_commit_callbacks,
+    admin_client,
+):
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    code = request_code(new, holder, django_capture_on_commit_callbacks)
+    enter(new, holder, code)
+    page = admin_client.get(
+        reverse("wagtail_paidwebinar_attendance", args=[holder.webinar.pk])
+    )
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Moved to a new browser" in text
+    assert page.context["rows"][0].move_count == 1
