@@ -269,6 +269,11 @@ class PersonalLinkViewSet(SnippetViewSet):
                 name="generate_result",
             ),
             path(
+                "generate/<str:key>/progress/",
+                link_views.GenerateProgressView.as_view(**kwargs),
+                name="generate_progress",
+            ),
+            path(
                 "generate/<str:key>/csv/",
                 link_views.GenerateResultCSVView.as_view(**kwargs),
                 name="generate_result_csv",

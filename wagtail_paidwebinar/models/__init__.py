@@ -1,4 +1,5 @@
 from .attendance import AccessEvent, AccessEventKind
+from .batches import LinkBatch, LinkBatchStatus
 from .links import LinkDevice, LinkStatus, PersonalLink
 from .mailing import (
     Mailing,
@@ -23,6 +24,8 @@ __all__ = [
     "AccessEvent",
     "AccessEventKind",
     "DeliveryOutcome",
+    "LinkBatch",
+    "LinkBatchStatus",
     "LinkDevice",
     "LinkPayment",
     "LinkStatus",
