@@ -155,3 +155,29 @@ def test_resume_while_preparing_says_so(
         admin_url("mailing", "resume", mailing.pk), follow=True
     )
     assert "Resumed: 0 recipients queued." in " ".join(messages_of(response))
+
+
+# --- listing counts ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_listing_counts_are_whole_plurals(admin_client, webinar):
+    """Not "<count> <verbose_name_plural>" (Polish: "5 linki osobiste"), but one
+    translated plural per model."""
+    from wagtail_paidwebinar.actions import generate_links
+    from wagtail_paidwebinar.paginators import count_label
+
+    generate_links(webinar, "Anna\nJan\nOla")
+    body = admin_client.get(admin_url("personallink", "list")).content.decode()
+    assert "3 personal links" in body
+    make_objects(webinar)
+    for model, text in (
+        ("subscriber", "1 subscriber"),
+        ("subscriberlist", "1 subscriber list"),
+        ("signature", "1 signature"),
+        ("mailing", "1 mailing"),
+    ):
+        body = admin_client.get(admin_url(model, "index")).content.decode()
+        assert text in " ".join(body.split()), model
+    assert count_label("mailing", 5) == "5 mailings"
+    assert count_label("page", 5) is None

@@ -43,6 +43,7 @@ from .models import (
     SubscriberList,
     WebinarPage,
 )
+from .paginators import CountedPaginator
 from .views import mailings as mailing_views
 from .views import subscribers as subscriber_views
 
@@ -134,7 +135,10 @@ class TextsButtonHelper(ButtonHelper):
 
 
 class TextsIndexView(IndexView):
-    """The listing with whole-sentence empty states and search placeholder."""
+    """The listing with whole-sentence empty states, search placeholder and item
+    count."""
+
+    paginator_class = CountedPaginator
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
