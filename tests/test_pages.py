@@ -40,6 +40,8 @@ def webinar_form(**overrides):
         "max_device_moves": "3",
         "opens_minutes_before": "30",
         "closes_minutes_after": "",
+        "replay": streamfield([]),
+        "replay_until": "",
     }
     data.update(overrides)
     return nested_form_data(data)
@@ -93,6 +95,32 @@ class TestAdmin:
         webinar.refresh_from_db()
         assert webinar.title == "Nowy tytuł"
         assert webinar.allow_link_sharing is True
+
+    def test_editor_offers_a_replay(self, admin_client, webinar):
+        url = reverse("wagtailadmin_pages:edit", args=[webinar.pk])
+        recording = "https://vimeo.com/123456"
+        data = webinar_form(
+            slug=webinar.slug,
+            replay=streamfield([("stream", {"url": recording, "title": ""})]),
+            replay_until="2031-03-21 23:00",
+        )
+        response = admin_client.post(url, {**data, "action-publish": "1"})
+        assert response.status_code == 302
+        webinar.refresh_from_db()
+        assert webinar.has_replay
+        assert webinar.replay[0].value["url"] == recording
+        assert webinar.replay_until == dt.datetime(
+            2031, 3, 21, 23, 0, tzinfo=zoneinfo.ZoneInfo("Europe/Warsaw")
+        )
+
+    def test_replay_until_before_the_end_is_a_form_error(self, admin_client, webinar):
+        url = reverse("wagtailadmin_pages:edit", args=[webinar.pk])
+        data = webinar_form(slug=webinar.slug, replay_until="2031-03-14 19:00")
+        response = admin_client.post(url, {**data, "action-publish": "1"})
+        assert response.status_code == 200
+        assert "replay_until" in response.context["form"].errors
+        webinar.refresh_from_db()
+        assert webinar.replay_until is None
 
     def test_user_without_page_permissions_cannot_add(self, client, index):
         client.force_login(make_user("nobody"))

@@ -114,3 +114,11 @@ class RoomBlock(blocks.StreamBlock):
     stream = StreamEmbedBlock()
     meeting = MeetingLinkBlock()
     materials = MaterialsBlock()
+
+
+class ReplayBlock(blocks.StreamBlock):
+    """The recording offered after the end: a player embed, documents, a note."""
+
+    stream = StreamEmbedBlock(label=_("Recording (player embed)"))
+    materials = MaterialsBlock(label=_("Recording (documents)"))
+    text = blocks.RichTextBlock(label=_("Text"))

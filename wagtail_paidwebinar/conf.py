@@ -95,6 +95,9 @@ DEFAULTS: dict[str, Any] = {
     # resolving the audience and writing the ledger run as a job (the editor's
     # request returns at once, the mailing shows "preparing"). None: never.
     "START_IN_BACKGROUND_ABOVE": 2000,
+    # "Generate links" with more participant lines than this runs as a job with a
+    # progress page (no request near a proxy's timeout). None: never.
+    "GENERATE_IN_BACKGROUND_ABOVE": 2000,
     # Transient SMTP failures: retries and their delays (seconds).
     "RETRY_DELAYS": [30, 120, 600],
     # PostgreSQL: every ledger update is durable (the host database's own

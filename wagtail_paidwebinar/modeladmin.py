@@ -15,6 +15,7 @@ from functools import partial
 
 from django.contrib.admin import display as admin_display
 from django.contrib.admin.utils import quote
+from django.db import models, transaction
 from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import re_path, reverse
@@ -23,6 +24,7 @@ from wagtail import hooks
 from wagtail.admin import messages
 from wagtail.admin.panels import ObjectList
 from wagtail.admin.widgets import Button
+from wagtail.log_actions import log
 from wagtail_modeladmin.helpers import AdminURLHelper, ButtonHelper
 from wagtail_modeladmin.options import ModelAdmin, ModelAdminGroup
 from wagtail_modeladmin.views import CreateView, DeleteView, EditView, IndexView
@@ -41,6 +43,7 @@ from .models import (
     SubscriberList,
     WebinarPage,
 )
+from .paginators import CountedPaginator
 from .views import mailings as mailing_views
 from .views import subscribers as subscriber_views
 
@@ -64,6 +67,9 @@ TEXTS = {
         "not_created": _("The subscriber could not be added; see the errors below."),
         "not_saved": _("The subscriber could not be saved; see the errors below."),
         "delete_question": _("Delete this subscriber?"),
+        "delete_title": _("Delete subscriber"),
+        "deleted": _("Subscriber “%(object)s” deleted."),
+        "edit_title": _("Editing subscriber"),
     },
     SubscriberList: {
         "add": _("Add list"),
@@ -79,6 +85,9 @@ TEXTS = {
         "delete_question": _(
             "Delete this list? Its subscribers stay, only the list goes."
         ),
+        "delete_title": _("Delete subscriber list"),
+        "deleted": _("List “%(object)s” deleted; its subscribers stay."),
+        "edit_title": _("Editing subscriber list"),
     },
     Signature: {
         "add": _("Add signature"),
@@ -92,6 +101,9 @@ TEXTS = {
         "not_created": _("The signature could not be added; see the errors below."),
         "not_saved": _("The signature could not be saved; see the errors below."),
         "delete_question": _("Delete this signature?"),
+        "delete_title": _("Delete signature"),
+        "deleted": _("Signature “%(object)s” deleted."),
+        "edit_title": _("Editing signature"),
     },
     Mailing: {
         "add": _("Add mailing"),
@@ -105,6 +117,9 @@ TEXTS = {
         "not_created": _("The mailing could not be saved; see the errors below."),
         "not_saved": _("The mailing could not be saved; see the errors below."),
         "delete_question": _("Delete this mailing and its delivery log?"),
+        "delete_title": _("Delete mailing"),
+        "deleted": _("Mailing “%(object)s” and its delivery log deleted."),
+        "edit_title": _("Editing mailing"),
     },
 }
 
@@ -120,7 +135,10 @@ class TextsButtonHelper(ButtonHelper):
 
 
 class TextsIndexView(IndexView):
-    """The listing with whole-sentence empty states and search placeholder."""
+    """The listing with whole-sentence empty states, search placeholder and item
+    count."""
+
+    paginator_class = CountedPaginator
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -152,12 +170,30 @@ class TextsCreateView(TextsFormMixin, CreateView):
 
 
 class TextsEditView(TextsFormMixin, EditView):
-    pass
+    def get_meta_title(self):
+        return TEXTS[self.model]["edit_title"]
 
 
 class TextsDeleteView(DeleteView):
+    def get_meta_title(self):
+        return TEXTS[self.model]["delete_title"]
+
     def confirmation_message(self):
         return TEXTS[self.model]["delete_question"]
+
+    def post(self, request, *args, **kwargs):
+        # wagtail-modeladmin's own post says "<verbose name> '<object>' deleted.";
+        # the same steps with a whole translated sentence.
+        message = TEXTS[self.model]["deleted"] % {"object": self.instance}
+        try:
+            with transaction.atomic():
+                log(instance=self.instance, action="wagtail.delete")
+                self.delete_instance()
+        except models.ProtectedError:
+            # The library's page listing what still refers to the object.
+            return super().post(request, *args, **kwargs)
+        messages.success(request, message)
+        return redirect(self.index_url)
 
 
 class TextsModelAdmin(ModelAdmin):

@@ -30,6 +30,7 @@ from .forms.links import PersonalLinkEditForm
 from .mailing.invitations import with_invitation_sent_at
 from .menu import MENU_HOOK, ORDER
 from .models import LinkStatus, PersonalLink
+from .paginators import CountedPaginator
 from .permissions import can_see_link_urls
 from .views import links as link_views
 
@@ -55,6 +56,7 @@ class LinkUrlColumn(Column):
 
 class PersonalLinkIndexView(IndexView):
     viewset = None
+    paginator_class = CountedPaginator
 
     def get_base_queryset(self):
         queryset = (
@@ -267,6 +269,11 @@ class PersonalLinkViewSet(SnippetViewSet):
                 "generate/<str:key>/",
                 link_views.GenerateResultView.as_view(**kwargs),
                 name="generate_result",
+            ),
+            path(
+                "generate/<str:key>/progress/",
+                link_views.GenerateProgressView.as_view(**kwargs),
+                name="generate_progress",
             ),
             path(
                 "generate/<str:key>/csv/",

@@ -221,7 +221,9 @@ def resume_mailing(mailing: Mailing, *, enqueue: bool = True) -> int:
     of rows queued. Jobs are queued directly, not through the scheduler, so a crashed
     worker's scheduler lock cannot delay them. Draft, cancelled and done mailings
     return 0. A mailing still 'preparing' (its job lost with a crashed worker)
-    gets its preparation queued again and returns 0."""
+    gets its preparation queued again and returns 0: no recipient is queued
+    because none is known yet, so callers say "still being prepared" (its status
+    stays PREPARING) rather than "0 recipients queued"."""
     if mailing.status == MailingStatus.PREPARING and enqueue:
         jobs.enqueue_prepare(mailing.pk, None)
         return 0

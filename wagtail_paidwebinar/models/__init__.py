@@ -1,4 +1,5 @@
 from .attendance import AccessEvent, AccessEventKind
+from .batches import LinkBatch, LinkBatchStatus
 from .links import DeviceMove, LinkDevice, LinkStatus, PersonalLink
 from .mailing import (
     Mailing,
@@ -24,6 +25,8 @@ __all__ = [
     "AccessEventKind",
     "DeliveryOutcome",
     "DeviceMove",
+    "LinkBatch",
+    "LinkBatchStatus",
     "LinkDevice",
     "LinkPayment",
     "LinkStatus",

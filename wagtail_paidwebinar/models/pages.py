@@ -6,6 +6,7 @@ import datetime as dt
 import zoneinfo
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -29,7 +30,7 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from .. import conf
-from ..blocks import RoomBlock
+from ..blocks import ReplayBlock, RoomBlock
 from ..validators import timezone_choices, validate_timezone
 
 
@@ -226,6 +227,25 @@ class WebinarPage(Page):
         default=False,
         help_text=_("Adds noindex to the teaser too and keeps it out of site search."),
     )
+    # --- replay: the recording, shown in the room after the end (never indexed) ----
+    replay = StreamField(
+        ReplayBlock(),
+        verbose_name=_("replay"),
+        blank=True,
+        help_text=_(
+            "Private: the recording (a player embed or a document). Participants "
+            "see it in the room after the webinar ends, with their personal link."
+        ),
+    )
+    replay_until = models.DateTimeField(
+        _("replay available until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The room stays open for the replay until then, even when the access "
+            "window closes earlier. Empty: as long as the room is open."
+        ),
+    )
 
     # --- automatic invitation (mailing/invitations.py) ------------------------------
     invitation_subject = models.CharField(
@@ -283,7 +303,17 @@ class WebinarPage(Page):
             heading=_("Call to action"),
         ),
     ]
-    room_panels = [FieldPanel("room")]
+    room_panels = [
+        FieldPanel("room"),
+        MultiFieldPanel(
+            [FieldPanel("replay"), FieldPanel("replay_until")],
+            heading=_("Replay"),
+            help_text=_(
+                "Shown to participants after the end of the webinar, until the "
+                "date below. Links, devices and the room password still apply."
+            ),
+        ),
+    ]
     access_panels = [
         PublicRoomWarningPanel(),
         MultiFieldPanel(
@@ -353,9 +383,53 @@ class WebinarPage(Page):
 
     @property
     def access_closes_at(self) -> dt.datetime | None:
+        """The end of the access window; a replay offered until later keeps the room
+        open until the replay ends (the gate, the materials and the teaser all read
+        the window from here)."""
         if self.closes_minutes_after is None:
             return None
-        return self.ends_at + dt.timedelta(minutes=self.closes_minutes_after)
+        closes = self.ends_at + dt.timedelta(minutes=self.closes_minutes_after)
+        replay_until = self.replay_closes_at
+        if replay_until is not None and replay_until > closes:
+            return replay_until
+        return closes
+
+    # --- replay ---------------------------------------------------------------------
+    @property
+    def has_replay(self) -> bool:
+        """Does the page offer a recording? (Reads the raw stream: no queries.)"""
+        return len(self.replay.raw_data) > 0
+
+    @property
+    def replay_closes_at(self) -> dt.datetime | None:
+        """When the replay ends: ``replay_until`` when a replay is offered."""
+        return self.replay_until if self.has_replay else None
+
+    def is_replay_available(self, now: dt.datetime | None = None) -> bool:
+        """Is the replay shown to the room's visitors at ``now``?
+
+        From just after the end (at ``ends_at`` the webinar is still live) until
+        ``replay_until`` inclusive, and never once the room has closed. Who sees
+        the room at all is the gate's decision; this is only the replay's window.
+        """
+        now = now or timezone.now()
+        if not self.has_replay or not self.is_past(now):
+            return False
+        if self.replay_until is not None and now > self.replay_until:
+            return False
+        return not self.is_room_closed(now)
+
+    def is_replay_over(self, now: dt.datetime | None = None) -> bool:
+        """A replay was offered and its time has passed."""
+        now = now or timezone.now()
+        return (
+            self.has_replay and self.is_past(now) and not self.is_replay_available(now)
+        )
+
+    @property
+    def local_replay_until(self) -> dt.datetime | None:
+        until = self.replay_closes_at
+        return until.astimezone(self.tzinfo) if until is not None else None
 
     def is_past(self, now: dt.datetime | None = None) -> bool:
         return self.ends_at < (now or timezone.now())
@@ -374,6 +448,23 @@ class WebinarPage(Page):
         closes = self.access_closes_at
         return closes.astimezone(self.tzinfo) if closes is not None else None
 
+    def clean(self):
+        super().clean()
+        if (
+            self.replay_until is not None
+            and self.starts_at is not None
+            and self.duration_minutes
+            and self.replay_until <= self.ends_at
+        ):
+            raise ValidationError(
+                {
+                    "replay_until": _(
+                        "The replay is shown after the webinar ends: choose a "
+                        "later date."
+                    )
+                }
+            )
+
     def room_is_public(self) -> bool:
         """Link sharing on with no room password: the page address alone admits
         anyone, personal links or not. Allowed, but editors are warned."""
@@ -388,10 +479,13 @@ class WebinarPage(Page):
         # The gate (on_serve_page) puts its verdict on the request. Whatever did not
         # go through it sees the teaser only, except editors' previews
         # (serve_preview bypasses on_serve_page and is editors-only).
-        visible = getattr(request, "paidwebinar_room", False) or bool(
-            getattr(request, "is_preview", False)
-        )
+        preview = bool(getattr(request, "is_preview", False))
+        visible = getattr(request, "paidwebinar_room", False) or preview
         context.setdefault("room_visible", visible)
+        # Editors previewing see the replay whatever the time, to check it.
+        context.setdefault(
+            "replay_visible", visible and (preview or self.is_replay_available())
+        )
         link = getattr(request, "paidwebinar_link", None)
         context.setdefault("paidwebinar_link", link)
         return context

@@ -12,7 +12,7 @@ import time
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -24,7 +24,7 @@ from django.views.generic import FormView, TemplateView, View
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 
-from .. import actions
+from .. import actions, batches
 from ..csvutils import (
     csv_response,
     excel_delimiter,
@@ -36,7 +36,7 @@ from ..csvutils import (
 from ..filters import filtered_links
 from ..forms.links import GenerateLinksForm
 from ..mailing import InvitationStatus, send_invitation
-from ..models import PersonalLink, WebinarPage
+from ..models import LinkBatch, LinkBatchStatus, PersonalLink, WebinarPage
 from ..models.links import with_urls
 from ..permissions import can_see_link_urls, can_send_mailing
 
@@ -45,8 +45,6 @@ SESSION_KEY = "wagtail_paidwebinar_generated"
 # results one session keeps; ids only, the URLs are recomputed on display.
 RESULT_TTL_SECONDS = 60 * 60
 RESULTS_KEPT = 3
-# Issues kept for the result page; a 10,000-line paste of garbage is summarised.
-ISSUES_KEPT = 500
 # Rows shown on the result page: a page of 100,000 rows weighs megabytes and
 # nobody reads it. "Copy all" holds up to COPY_ALL_MAX links (about 100 bytes
 # each); the CSV always holds every link.
@@ -91,32 +89,13 @@ class LinkAdminMixin(PermissionCheckedMixin, WagtailAdminTemplateMixin):
 # --- generate -------------------------------------------------------------------------
 
 
-def id_ranges(ids: list[int]) -> list[list[int]]:
-    """``[1, 2, 3, 7]`` -> ``[[1, 3], [7, 7]]``: one batch's ids are nearly always
-    consecutive, so 100,000 of them fit in a few bytes of session."""
-    ranges: list[list[int]] = []
-    for pk in ids:
-        if ranges and pk == ranges[-1][1] + 1:
-            ranges[-1][1] = pk
-        else:
-            ranges.append([pk, pk])
-    return ranges
-
-
 def expand_ranges(ranges):
     for first, last in ranges:
         yield from range(first, last + 1)
 
 
-def _issues(issues):
-    return [(i.line, i.raw, i.message) for i in issues[:ISSUES_KEPT]]
-
-
-def store_result(request, webinar, result) -> str:
-    """Keep a generation's outcome in the session; returns the key of its result page.
-
-    Only ids and messages are stored; never a token.
-    """
+def _keep(request, entry: dict) -> str:
+    """Keep ``entry`` among the session's few recent results; returns its key."""
     key = secrets.token_urlsafe(12)
     results = {
         k: v
@@ -126,25 +105,38 @@ def store_result(request, webinar, result) -> str:
     # Keep the newest few; a session is not a database.
     for old in sorted(results, key=lambda k: results[k]["at"])[: -RESULTS_KEPT + 1]:
         del results[old]
-    results[key] = {
-        "at": time.time(),
-        "webinar": webinar.pk,
-        "ids": id_ranges([link.pk for link in result.created]),
-        "duplicates": _issues(result.duplicates),
-        "errors": _issues(result.errors),
-        "warnings": _issues(result.warnings),
-        "counts": [len(result.duplicates), len(result.errors), len(result.warnings)],
-        "attached": [(link.name, link.email) for link in result.attached[:ISSUES_KEPT]],
-        "aborted": result.aborted,
-    }
+    results[key] = {"at": time.time(), **entry}
     request.session[SESSION_KEY] = results
     return key
+
+
+def store_result(request, webinar, result) -> str:
+    """Keep a generation's outcome in the session; returns the key of its result page.
+
+    Only ids and messages are stored; never a token.
+    """
+    return _keep(request, batches.result_summary(webinar, result))
+
+
+def store_batch(request, batch: LinkBatch) -> str:
+    """A background batch's result page: the session points at the batch row (whose
+    outcome the job writes)."""
+    return _keep(request, {"webinar": batch.webinar_id, "batch": batch.pk})
 
 
 def load_result(request, key: str) -> dict | None:
     data = request.session.get(SESSION_KEY, {}).get(key)
     if not data or data.get("at", 0) <= time.time() - RESULT_TTL_SECONDS:
         return None
+    if "batch" in data:
+        batch = LinkBatch.objects.filter(
+            pk=data["batch"], created_by_id=request.user.pk
+        ).first()
+        if batch is None:
+            return None
+        if batch.status != LinkBatchStatus.DONE or not batch.result:
+            return {**data, "pending": batch}
+        return {**batch.result, "at": data["at"], "batch": batch.pk}
     return data
 
 
@@ -205,6 +197,17 @@ class GenerateView(LinkAdminMixin, FormView):
                         form=self.confirmation_form(text), matches=matches
                     )
                 )
+        if batches.runs_in_background(text):
+            batch = batches.start_batch(
+                webinar,
+                text,
+                expires_at=form.cleaned_data["expires"],
+                user=self.request.user,
+                all_or_nothing=form.cleaned_data["all_or_nothing"],
+                attach_emails=form.cleaned_data.get("attach_emails", False),
+            )
+            key = store_batch(self.request, batch)
+            return redirect(self.viewset.get_url_name("generate_result"), key=key)
         result = actions.generate_links(
             webinar,
             text,
@@ -262,6 +265,11 @@ class GenerateResultMixin(LinkAdminMixin):
             return HttpResponseRedirect(self.index_url())
         return super().dispatch(request, *args, **kwargs)
 
+    @property
+    def pending(self) -> LinkBatch | None:
+        """The background batch this result waits for (or that failed)."""
+        return self.result.get("pending")
+
     def get_links(self):
         ids = list(expand_ranges(self.result["ids"]))
         links = PersonalLink.objects.filter(pk__in=ids).select_related("webinar")
@@ -275,8 +283,16 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
     page_title = _("New personal links")
     template_name = "wagtail_paidwebinar/admin/links/generate_result.html"
 
+    def get_template_names(self):
+        if self.pending is not None:
+            return ["wagtail_paidwebinar/admin/links/generate_progress.html"]
+        return super().get_template_names()
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        if self.pending is not None:
+            context.update(self.progress_context())
+            return context
         links = self.get_links()
         show_urls = can_see_link_urls(self.request.user)
         rows = list(with_urls(links)) if show_urls else [(x, "") for x in links]
@@ -308,6 +324,32 @@ class GenerateResultView(GenerateResultMixin, TemplateView):
         )
         return context
 
+    def progress_context(self) -> dict:
+        batch = self.pending
+        return {
+            "batch": batch,
+            "progress": batches.batch_progress(batch),
+            "progress_url": reverse(
+                self.viewset.get_url_name("generate_progress"),
+                kwargs={"key": self.kwargs["key"]},
+            ),
+            "generate_url": reverse(self.viewset.get_url_name("generate")),
+        }
+
+
+@method_decorator(never_cache, name="dispatch")
+class GenerateProgressView(GenerateResultMixin, View):
+    """JSON for the background batch's progress bar (polled every 2 s)."""
+
+    permission_required = "add"
+
+    def get(self, request, *args, **kwargs):
+        batch = self.pending
+        if batch is None:
+            # Done: the result page shows it.
+            return JsonResponse({"finished": True, "status": LinkBatchStatus.DONE})
+        return JsonResponse(batches.batch_progress(batch))
+
 
 class GenerateResultCSVView(GenerateResultMixin, View):
     """The new links as CSV. The URL holds a random session-bound key, never a token."""
@@ -317,6 +359,8 @@ class GenerateResultCSVView(GenerateResultMixin, View):
     def get(self, request, *args, **kwargs):
         if not can_see_link_urls(request.user):
             raise PermissionDenied
+        if self.pending is not None:
+            raise Http404
         links = self.get_links()
         return csv_response(
             "personal-links-new.csv",

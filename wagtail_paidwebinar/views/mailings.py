@@ -386,13 +386,23 @@ class MailingActionView(MailingView):
             ok = api.pause_mailing(mailing)
             text = _("Paused.") if ok else _("The mailing was not sending.")
         elif self.action == "resume":
+            preparing = mailing.status == MailingStatus.PREPARING
             count = api.resume_mailing(mailing)
             ok = True
-            text = ngettext(
-                "Resumed: %(count)s recipient queued.",
-                "Resumed: %(count)s recipients queued.",
-                count,
-            ) % {"count": count}
+            if preparing:
+                # "0 recipients queued" would read as "nobody will get it".
+                text = _(
+                    "This mailing is still being prepared: its recipient list is "
+                    "put together in the background, then sending starts by "
+                    "itself. The preparation was queued again in case a worker "
+                    "lost it."
+                )
+            else:
+                text = ngettext(
+                    "Resumed: %(count)s recipient queued.",
+                    "Resumed: %(count)s recipients queued.",
+                    count,
+                ) % {"count": count}
         elif self.action == "cancel":
             ok = api.cancel_mailing(mailing)
             text = _("Cancelled.") if ok else _("The mailing had already finished.")

@@ -5,6 +5,7 @@ room's own material URLs, and at Wagtail's ``/documents/<id>/<filename>`` throug
 from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
 from django.http import (
     FileResponse,
     Http404,
@@ -25,11 +26,11 @@ from ..models import WebinarPage
 _MAX_ID = 2**63 - 1
 
 
-def room_document_ids(page: WebinarPage) -> set[int]:
-    """Ids of the documents in the room's materials blocks (read from raw data: no
+def _materials_ids(stream) -> set[int]:
+    """Ids of the documents in a stream's materials blocks (read from raw data: no
     queries)."""
     ids: set[int] = set()
-    for block in page.room.raw_data:
+    for block in stream.raw_data:
         if block.get("type") != "materials":
             continue
         for item in (block.get("value") or {}).get("documents") or []:
@@ -41,12 +42,31 @@ def room_document_ids(page: WebinarPage) -> set[int]:
     return ids
 
 
-def may_download(page: WebinarPage, request: HttpRequest) -> bool:
-    """The gate's verdict on this browser for ``page`` (editors always may)."""
+def room_document_ids(page: WebinarPage) -> set[int]:
+    """Ids of the documents in the room's materials blocks."""
+    return _materials_ids(page.room)
+
+
+def replay_document_ids(page: WebinarPage) -> set[int]:
+    """Ids of the documents in the replay's materials blocks."""
+    return _materials_ids(page.replay)
+
+
+def may_download(
+    page: WebinarPage, request: HttpRequest, *, replay_only: bool = False
+) -> bool:
+    """The gate's verdict on this browser for ``page`` (editors always may).
+
+    ``replay_only``: the document belongs to the replay and not to the room, so it
+    is served only while the replay is (after the end, until ``replay_until``), on
+    top of the gate's own rules.
+    """
     for restriction in page.get_view_restrictions():
         if not restriction.accept_request(request):
             return False
-    if gate.room_visible(page, request):
+    if gate.room_visible(page, request) and (
+        not replay_only or page.is_replay_available()
+    ):
         return True
     user = getattr(request, "user", None)
     return bool(
@@ -66,7 +86,10 @@ def serve_material(
     if max(page_id, document_id) > _MAX_ID:
         raise Http404  # beyond any primary key; SQLite would raise OverflowError
     page = get_object_or_404(WebinarPage.objects.live(), pk=page_id)
-    if document_id not in room_document_ids(page) or not may_download(page, request):
+    in_room = document_id in room_document_ids(page)
+    if not in_room and document_id not in replay_document_ids(page):
+        raise Http404
+    if not may_download(page, request, replay_only=not in_room):
         raise Http404
     document = get_object_or_404(get_document_model(), pk=document_id)
     return document_response(document, request)
@@ -93,28 +116,35 @@ def document_response(document: AbstractDocument, request: HttpRequest) -> HttpR
     return response
 
 
-def webinars_using(document: AbstractDocument) -> list[WebinarPage]:
-    """The webinars whose room uses ``document`` (a materials block, or a link in the
-    room's text), read from Wagtail's reference index: one query, and one more only
-    when the document is used by some page's room.
+def webinar_uses(document: AbstractDocument) -> list[tuple[WebinarPage, bool]]:
+    """The webinars whose room or replay uses ``document`` (a materials block, or a
+    link in the text), each with whether only its replay does, read from Wagtail's
+    reference index: one query, and one more only when some page uses the document.
 
     The index follows what pages save: a document first placed in a draft room is
     not a room document until that room is published (README, "Private documents").
     """
-    page_ids = list(
+    rows = list(
         ReferenceIndex.get_references_to(document)
         .filter(
+            Q(model_path__startswith="room.") | Q(model_path__startswith="replay."),
             base_content_type=ContentType.objects.get_for_model(Page),
-            model_path__startswith="room.",
         )
-        .values_list("object_id", flat=True)
+        .values_list("object_id", "model_path")
         .distinct()
     )
-    if not page_ids:
+    if not rows:
         return []
-    # Only WebinarPage has the gated "room"; another page type's field of that name
-    # matches no row here.
-    return list(WebinarPage.objects.filter(pk__in=page_ids))
+    in_room = {pk for pk, path in rows if path.startswith("room.")}
+    # Only WebinarPage has the gated "room" and "replay"; another page type's field
+    # of that name matches no row here.
+    pages = WebinarPage.objects.filter(pk__in={pk for pk, _path in rows})
+    return [(page, str(page.pk) not in in_room) for page in pages]
+
+
+def webinars_using(document: AbstractDocument) -> list[WebinarPage]:
+    """The webinars whose room or replay uses ``document`` (see webinar_uses)."""
+    return [page for page, _replay_only in webinar_uses(document)]
 
 
 def serve_room_document(
@@ -123,10 +153,14 @@ def serve_room_document(
     """Wagtail's ``before_serve_document``: a document the room of some webinar uses
     is served only to a browser that webinar's gate admits (or an editor of it);
     others get 403. ``None`` lets Wagtail serve any other document."""
-    webinars = webinars_using(document)
+    webinars = webinar_uses(document)
     if not webinars:
         return None
-    admitting = [page for page in webinars if may_download(page, request)]
+    admitting = [
+        page
+        for page, replay_only in webinars
+        if may_download(page, request, replay_only=replay_only)
+    ]
     if not admitting:
         response: HttpResponse = HttpResponseForbidden(
             _("This document is available to the participants of a webinar."),
@@ -134,7 +168,7 @@ def serve_room_document(
         )
     else:
         for page in admitting:
-            if document.pk in room_document_ids(page):
+            if document.pk in room_document_ids(page) | replay_document_ids(page):
                 # To the room's own material URL, whose private, never-cached
                 # download this hook cannot return itself: Wagtail ignores a
                 # streaming response from before_serve_document, and its own view

@@ -37,6 +37,15 @@ class Command(BaseCommand):
                 f"nothing to send. {self._progress(mailing)}"
             )
             return
+        elif mailing.status == MailingStatus.PREPARING:
+            # Its audience is resolved by a job: there is nothing to count yet.
+            resume_mailing(mailing, enqueue=not sync)
+            self.stdout.write(
+                f"Mailing {mailing_id} is still being prepared in the background: "
+                "a worker puts its recipient list together, then sending starts by "
+                "itself." + ("" if sync else " Its preparation was queued again.")
+            )
+            return
         else:
             queued = resume_mailing(mailing, enqueue=not sync)
             verb = "Resumed"
