@@ -43,6 +43,7 @@ _TEMPLATES = {
     Outcome.NOT_OPEN_YET: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.CLOSED: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.THROTTLED: ("wagtail_paidwebinar/gate/throttled.html", 429),
+    Outcome.CANCELLED: ("wagtail_paidwebinar/gate/cancelled.html", 410),
 }
 
 

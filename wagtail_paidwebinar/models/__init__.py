@@ -2,6 +2,7 @@ from .attendance import AccessEvent, AccessEventKind
 from .links import LinkDevice, LinkStatus, PersonalLink
 from .mailing import (
     Mailing,
+    MailingKind,
     MailingRecipient,
     MailingStatus,
     RecipientStatus,
@@ -17,6 +18,7 @@ from .payments import (
     PaymentSource,
     WebhookDelivery,
 )
+from .reminders import Reminder, ReminderStatus
 from .settings import MailingSettings
 
 __all__ = [
@@ -27,12 +29,15 @@ __all__ = [
     "LinkPayment",
     "LinkStatus",
     "Mailing",
+    "MailingKind",
     "MailingRecipient",
     "MailingSettings",
     "MailingStatus",
     "PaymentRefund",
     "PaymentSource",
     "RecipientStatus",
+    "Reminder",
+    "ReminderStatus",
     "Signature",
     "Subscriber",
     "SubscriberList",
