@@ -11,13 +11,10 @@ from ..permissions import can_change_schedule
 register = template.Library()
 
 
-@register.inclusion_tag(
-    "wagtail_paidwebinar/admin/schedule_status.html", takes_context=True
-)
-def paidwebinar_schedule_status(context, page):
+@register.inclusion_tag("wagtail_paidwebinar/admin/schedule_status.html")
+def paidwebinar_schedule_status(page, request):
     """The webinar's reminders, cancellation and un-notified schedule change, as
     the edit page shows them (ScheduleStatusPanel)."""
-    request = context.get("request")
     user = getattr(request, "user", None)
     may_change = user is not None and can_change_schedule(user, page)
     return {
