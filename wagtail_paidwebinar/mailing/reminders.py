@@ -112,6 +112,21 @@ def plan_reminders(webinar: WebinarPage, *, now: dt.datetime | None = None) -> i
 
 
 def _schedule(planned: list[Reminder], dropped: list[int]) -> None:
+    from redis.exceptions import RedisError
+
+    try:
+        _schedule_jobs(planned, dropped)
+    except RedisError:
+        # Publishing must not fail because Redis is away: the rows are right, and
+        # every stale job re-checks them; only the jobs are missing.
+        logger.exception(
+            "Reminders: could not schedule %d reminders (Redis unavailable); run "
+            "manage.py paidwebinar_reminders once it is back",
+            len(planned),
+        )
+
+
+def _schedule_jobs(planned: list[Reminder], dropped: list[int]) -> None:
     queue = jobs.get_queue()
     if not queue.is_async:
         return  # the embedded queue has no scheduler: --send-due sends them

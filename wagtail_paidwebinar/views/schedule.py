@@ -9,6 +9,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.generic import FormView
 from wagtail.admin import messages
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
@@ -93,10 +94,15 @@ class NotifyView(ScheduleActionView):
         if mailing is None:
             messages.info(self.request, _("There is no new time to tell anyone about."))
         else:
+            count = mailing.progress()["total"]
             messages.success(
                 self.request,
-                _("The new time is being e-mailed to %(count)d participants.")
-                % {"count": mailing.progress()["total"]},
+                ngettext(
+                    "The new time is being e-mailed to %(count)d participant.",
+                    "The new time is being e-mailed to %(count)d participants.",
+                    count,
+                )
+                % {"count": count},
             )
         return HttpResponseRedirect(self.edit_url())
 
