@@ -12,7 +12,7 @@ import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import TestCase
 from django.urls import reverse
 from wagtail.models import Locale
@@ -300,3 +300,47 @@ def test_edit_page_shows_the_next_reminder(clock, index, admin_client):
     html = admin_client.get(url).content.decode()
     assert "Reminders are off." in html
     assert "Next reminder" not in html
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="row locks (select_for_update) need PostgreSQL; set DATABASE_URL",
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_simultaneous_runs_of_one_reminder_create_one_mailing(index, invitations_queue):
+    """Eight copies of the job at the same instant (duplicate jobs, the command,
+    a second worker): one mailing, one e-mail per holder."""
+    import threading
+
+    from django.db import connections
+
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+    webinar = make_webinar(index, starts_at=start, reminder_offsets="1h")
+    holders(webinar)
+    # Planned before its time passed (publishing now plans no late reminder).
+    reminder = Reminder.objects.create(
+        webinar=webinar, starts_at=webinar.starts_at, offset_minutes=60
+    )
+    barrier = threading.Barrier(8)
+    results: list = [None] * 8
+
+    def one(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            mailing = reminders.send_reminder(reminder.pk)
+            results[i] = mailing.pk if mailing else None
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[i] = repr(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    created = [r for r in results if r is not None]
+    assert len(created) == 1 and isinstance(created[0], int), results
+    assert Mailing.objects.filter(reminder=reminder).count() == 1
+    assert len(mail.outbox) == 2
