@@ -289,13 +289,17 @@ def test_command_replans_and_sends_due_reminders(
     assert len(mail.outbox) == 2
 
 
-def test_edit_page_shows_the_next_reminder(clock, index, admin_client):
+def test_edit_page_shows_the_next_reminder(
+    clock, index, admin_client, invitations_queue
+):
     webinar = make(index, starts_at=START, timezone="Europe/Warsaw")
     holders(webinar)
     url = reverse("wagtailadmin_pages:edit", args=[webinar.pk])
     html = admin_client.get(url).content.decode()
     # 24 h before 18:00 Warsaw time, to the two holders with an address.
     assert "Next reminder: March 9, 2026, 6 p.m. (Europe/Warsaw), to 2 people." in html
+    # The embedded queue has no scheduler: the page says how reminders go out.
+    assert "run manage.py paidwebinar_reminders --send-due" in html
     publish(webinar, reminders_enabled=False)
     html = admin_client.get(url).content.decode()
     assert "Reminders are off." in html

@@ -303,6 +303,9 @@ class NextReminder:
     enabled: bool
     due_at: dt.datetime | None = None
     recipients: int = 0
+    # False with a queue no worker serves (the embedded one): nothing is
+    # scheduled, ``paidwebinar_reminders --send-due`` sends them.
+    scheduled: bool = True
 
 
 def next_reminder(
@@ -328,6 +331,7 @@ def next_reminder(
         enabled=True,
         due_at=first.due_at,
         recipients=audience.valid_links(page.pk, now).count(),
+        scheduled=jobs.get_queue().is_async,
     )
 
 
