@@ -15,6 +15,7 @@ from django.core import mail
 from django.test import RequestFactory, TestCase
 from django.urls import reverse
 from wagtail import hooks
+from wagtail.models import ModelLogEntry
 
 from tests.utils import make_user
 from wagtail_paidwebinar.actions import generate_links
@@ -204,6 +205,9 @@ def test_cancel_may_revoke_the_links_and_still_tells_them(
     with committed():
         admin_client.post(url, {"revoke_links": "on"})
     assert PersonalLink.objects.filter(revoked_at__isnull=True).count() == 0
+    # Each revoke is in the audit log, as one from the links listing.
+    revokes = ModelLogEntry.objects.filter(action="wagtail_paidwebinar.link.revoke")
+    assert sorted(e.object_id for e in revokes) == sorted(str(h.pk) for h in holders)
     assert sorted(m.to[0] for m in mail.outbox) == [
         "Anna Nowak <anna@example.com>",
         "Jan Kowalski <jan@example.com>",

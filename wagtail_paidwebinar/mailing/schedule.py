@@ -25,6 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.log_actions import log
 
+from ..actions import revoke_link
 from ..models import Mailing, MailingKind, PersonalLink, WebinarPage
 from .api import LINK_HOLDERS, create_mailing, start_mailing
 from .reminders import drop_reminders, plan_reminders
@@ -156,11 +157,11 @@ def cancel_webinar(
         start_mailing(mailing, user=user, background=not revoke_links)
         revoked = 0
         if revoke_links:
-            revoked = (
-                PersonalLink.objects.live(now)
-                .filter(webinar_id=page.pk)
-                .update(revoked_at=now)
-            )
+            # One link at a time through the one revoke rule: each gets its own
+            # audit log entry, like a revoke from the links listing.
+            links = PersonalLink.objects.live(now).filter(webinar_id=page.pk)
+            for link in links.iterator(chunk_size=2000):
+                revoked += revoke_link(link, user=user)
         log(
             page,
             ACTION_CANCEL,
