@@ -77,9 +77,9 @@ def sent_count(mailing) -> int:
 def test_replanned_on_a_change_dropped_on_cancel_sent_when_due(
     index, real_queue, rq_worker, smtp_server
 ):
-    moved = soon_webinar(index, 6, title="Moved")
-    cancelled = soon_webinar(index, 6, title="Cancelled")
-    kept = soon_webinar(index, 6, title="Kept")
+    moved = soon_webinar(index, 15, title="Moved")
+    cancelled = soon_webinar(index, 15, title="Cancelled")
+    kept = soon_webinar(index, 15, title="Kept")
     for webinar in (moved, cancelled, kept):
         make_link_holders(webinar, 2, domain=f"{webinar.slug}.example.org")
     jobs = scheduled_jobs(real_queue)
