@@ -68,6 +68,7 @@ class Outcome(enum.Enum):
     THROTTLED = "throttled"  # too many failures: 429 + Retry-After
     MOVE_REQUEST = "move_request"  # POST from the in-use page: e-mail a code
     MOVE_CONFIRM = "move_confirm"  # POST of the code: move the link here
+    CANCELLED = "cancelled"  # the organiser cancelled the webinar: no room for anyone
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,13 @@ def load_link(page: WebinarPage, token: str | None) -> PersonalLink | None:
 
 def decide(page: WebinarPage, visit: Visit) -> Decision:
     """What the gate does with this visit to ``page``."""
+    if page.cancelled_at is not None:
+        # No query: a participant (a link, or a browser holding a device cookie)
+        # is told the webinar was cancelled; anyone else sees the teaser, which
+        # says so too.
+        if visit.token is not None or visit.device_secret:
+            return Decision(Outcome.CANCELLED)
+        return Decision(Outcome.TEASER)
     if visit.token is not None:
         return decide_token(page, visit)
     return decide_clean(page, visit)

@@ -10,3 +10,6 @@ class WagtailPaidWebinarConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers system checks)
+        from .mailing import schedule
+
+        schedule.connect_signals()

@@ -44,6 +44,7 @@ _TEMPLATES = {
     Outcome.CLOSED: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.THROTTLED: ("wagtail_paidwebinar/gate/throttled.html", 429),
     Outcome.MOVE_CONFIRM: ("wagtail_paidwebinar/gate/move.html", 200),
+    Outcome.CANCELLED: ("wagtail_paidwebinar/gate/cancelled.html", 410),
 }
 # Wrong move codes count against the client like wrong tokens and passwords.
 MOVE_SCOPE = "move"

@@ -105,3 +105,14 @@ def can_view_any_attendance(user) -> bool:
     if not (user.is_authenticated and user.is_active):
         return False
     return user.has_perm(VIEW_ATTENDANCE) or attendance_webinars(user).exists()
+
+
+def can_change_schedule(user, page) -> bool:
+    """Notify participants of a new time, or cancel the webinar: a change of the
+    published page that e-mails everyone, so publishing the page and sending
+    mailings are both needed."""
+    return (
+        user.is_active
+        and user.has_perm(SEND_MAILING)
+        and page.permissions_for_user(user).can_publish()
+    )

@@ -8,10 +8,12 @@ from wagtail_modeladmin.options import modeladmin_register
 
 from . import actions, gate, menu, moves, payments
 from .mailing import invitations
+from .mailing import schedule as webinar_schedule
 from .modeladmin import InvitationsGroup, invitation_buttons
 from .models import WebinarPage
 from .models.pages import public_room_message
 from .views import attendance, materials, payments_admin
+from .views import schedule as schedule_views
 from .viewsets import (
     PersonalLinkDeleteBulkAction,
     PersonalLinkViewSet,
@@ -37,6 +39,7 @@ def register_link_log_actions(log_actions):
     invitations.register_log_actions(log_actions)
     payments.register_log_actions(log_actions)
     moves.register_log_actions(log_actions)
+    webinar_schedule.register_log_actions(log_actions)
 
 
 # --- the gate (access.py / gate.py) -----------------------------------------------
@@ -112,3 +115,23 @@ def paidwebinar_payments_urls():
 @hooks.register("register_admin_menu_item")
 def paidwebinar_payments_menu_item():
     return payments_admin.menu_item()
+
+
+# --- reminders, schedule changes, cancellation (mailing/schedule.py) ---------------
+
+
+@hooks.register("after_publish_page")
+def paidwebinar_offer_schedule_notice(request, page):
+    """A published change of start, duration or timezone offers "notify
+    participants" (reminders are re-planned by the page_published signal)."""
+    schedule_views.after_publish(request, page)
+
+
+@hooks.register("register_admin_urls")
+def paidwebinar_schedule_urls():
+    return schedule_views.urlpatterns
+
+
+@hooks.register("register_page_header_buttons")
+def paidwebinar_cancel_header_button(page, user, view_name=None, next_url=None):
+    return schedule_views.cancel_buttons(page, user, priority=60)

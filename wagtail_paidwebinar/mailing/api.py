@@ -16,10 +16,12 @@ from django.utils.translation import gettext as _
 from ..conf import get_setting
 from ..models import (
     Mailing,
+    MailingKind,
     MailingRecipient,
     MailingStatus,
     PersonalLink,
     RecipientStatus,
+    Reminder,
     Signature,
     SubscriberList,
     WebinarPage,
@@ -48,6 +50,8 @@ def create_mailing(
     user=None,
     language: str = "",
     resend: bool = False,
+    kind: str = MailingKind.MESSAGE,
+    reminder: Reminder | None = None,
 ) -> Mailing:
     """Create a draft mailing (nothing is sent until :func:`start_mailing`).
 
@@ -59,6 +63,9 @@ def create_mailing(
     "Webinar mailing" signature; ``language`` empty means the webinar's. Raises
     ValueError for an audience of another type (a programming error), and
     IntegrityError for a second invitation of a link without ``resend``.
+    ``kind`` and ``reminder`` mark reminders, schedule changes and
+    cancellations (.reminders, .schedule); a second mailing of one reminder
+    raises IntegrityError too.
     """
     if isinstance(audience, PersonalLink):
         if audience.webinar_id != webinar.pk:
@@ -77,6 +84,8 @@ def create_mailing(
         signature=signature,
         language=language,
         created_by=_real_user(user),
+        kind=kind,
+        reminder=reminder,
         **audience_fields,
     )
 
@@ -105,7 +114,9 @@ def _audience_fields(audience) -> dict:
     }
 
 
-def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
+def start_mailing(
+    mailing: Mailing, *, user=None, enqueue: bool = True, background: bool = True
+) -> int:
     """Resolve the audience into ledger rows and queue sending jobs.
 
     Idempotent: returns the number of recipients newly queued; a second call (double
@@ -119,9 +130,10 @@ def start_mailing(mailing: Mailing, *, user=None, enqueue: bool = True) -> int:
     estimated recipients, with a queue served by a worker, the call only moves
     the mailing to 'preparing', queues :func:`prepare_mailing` and returns 0; that
     job resolves the audience and queues the sending jobs (the mailing then goes
-    'queued' and shows its progress).
+    'queued' and shows its progress). ``background=False`` always writes the
+    ledger rows in this call (a cancellation that revokes the links next).
     """
-    if enqueue and _starts_in_background(mailing):
+    if enqueue and background and _starts_in_background(mailing):
         return _start_in_background(mailing, user=user)
     now = timezone.now()
     with transaction.atomic():

@@ -532,7 +532,10 @@ def _prepare(
     ) = row
     if subscriber_id is not None and not subscribed:
         return Prepared(pk, refusal=str(_("Unsubscribed before sending; not sent.")))
-    if link_id is None or link_revoked_at is not None:
+    # A cancellation goes to links the organiser revoked along with it: it says
+    # the event is off and carries no link or password (email.html).
+    revoked = link_revoked_at is not None and not mailing.is_cancellation
+    if link_id is None or revoked:
         return Prepared(
             pk, refusal=str(_("The personal link is missing or revoked; not sent."))
         )

@@ -25,18 +25,47 @@ def event_uid(webinar: WebinarPage, host: str) -> str:
     return f"paidwebinar-{webinar.pk}@{host or 'localhost'}"
 
 
-def build_calendar(webinar: WebinarPage, *, sequence: int, host: str) -> str:
-    """The VCALENDAR (METHOD:PUBLISH) with VTIMEZONE, UID, SEQUENCE and the start and
-    end in the webinar's timezone; no personal data."""
+PUBLISH = "PUBLISH"
+CANCEL = "CANCEL"
+
+
+def build_calendar(
+    webinar: WebinarPage,
+    *,
+    sequence: int,
+    host: str,
+    method: str = PUBLISH,
+    organizer: tuple[str, str] | None = None,
+) -> str:
+    """The VCALENDAR with VTIMEZONE, UID, SEQUENCE and the start and end in the
+    webinar's timezone; no personal data.
+
+    Every e-mail about a webinar carries the same UID and a higher SEQUENCE than
+    the one before (``Mailing.ics_sequence``), so a calendar moves or removes the
+    event it already has instead of adding a second one. The first invitation,
+    reminders and schedule changes are METHOD:PUBLISH (an event announced to
+    people who are not tracked as iTIP attendees: no ATTENDEE list, no RSVP
+    buttons); a cancellation is METHOD:CANCEL with STATUS:CANCELLED. Outlook
+    applies either only when the MIME part's ``method`` parameter says the same
+    (message.py takes it from the template). ``organizer`` (name, address) is
+    the sender: RFC 5546 requires ORGANIZER in both methods.
+    """
     import icalendar  # only when a mailing starts, not in every sending job
 
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
-    cal.add("method", "PUBLISH")
+    cal.add("method", method)
     event = icalendar.Event()
     event.add("uid", event_uid(webinar, host))
     event.add("sequence", sequence)
+    if method == CANCEL:
+        event.add("status", "CANCELLED")
+    if organizer is not None and organizer[1]:
+        address = icalendar.vCalAddress(f"mailto:{organizer[1]}")
+        if organizer[0]:
+            address.params["cn"] = icalendar.vText(organizer[0])
+        event.add("organizer", address)
     event.add("dtstamp", timezone.now().astimezone(dt.UTC))
     event.add("dtstart", webinar.local_starts_at)
     event.add("dtend", webinar.local_ends_at)

@@ -198,7 +198,7 @@ class Layout:
                 charset="utf-8",
                 cte="7bit",
                 filename=ICS_FILENAME,
-                params={"method": "PUBLISH"},
+                params={"method": self.template.ics_method},
             )
         token = secrets.token_hex(12)
         self.boundaries = []

@@ -19,6 +19,7 @@ import logging
 import re
 import secrets
 from dataclasses import asdict, dataclass, field
+from email.header import decode_header, make_header
 from email.utils import formataddr, parseaddr
 
 from django.conf import settings
@@ -84,6 +85,8 @@ class MailingTemplate:
     list_unsubscribe: bool = False
     unsubscribe_html: str = ""
     unsubscribe_text: str = ""
+    # The .ics METHOD, also the MIME part's method parameter (message.py).
+    ics_method: str = "PUBLISH"
     version: int = FORMAT_VERSION
 
     def placeholder(self, key: str) -> str:
@@ -222,6 +225,7 @@ def _build_template(mailing: Mailing, language: str) -> MailingTemplate:
         "password": password,
         "unsubscribe": ph["unsubscribe"],
         "mailing": mailing,
+        "cancelled": mailing.is_cancellation,
     }
     html = render_to_string(
         "wagtail_paidwebinar/mailing/email.html",
@@ -250,6 +254,7 @@ def _build_template(mailing: Mailing, language: str) -> MailingTemplate:
     )
     from_email, reply_to = sender(ms)
     host = ics.host_of(base) or "localhost"
+    method = ics.CANCEL if mailing.is_cancellation else ics.PUBLISH
     unsubscribe_label = _("Unsubscribe from these e-mails")
     return MailingTemplate(
         nonce=nonce,
@@ -257,7 +262,13 @@ def _build_template(mailing: Mailing, language: str) -> MailingTemplate:
         # Both end with one line break, as a MIME text part does once encoded.
         html=html.rstrip("\r\n") + "\n",
         text=text.strip() + "\n",
-        ics=ics.build_calendar(webinar, sequence=mailing.ics_sequence, host=host),
+        ics=ics.build_calendar(
+            webinar,
+            sequence=mailing.ics_sequence,
+            host=host,
+            method=method,
+            organizer=_organizer(from_email),
+        ),
         ics_description=_("Your personal link: %(link)s"),
         from_email=from_email,
         reply_to=reply_to,
@@ -268,7 +279,15 @@ def _build_template(mailing: Mailing, language: str) -> MailingTemplate:
             f"{escape(unsubscribe_label)}</a>"
         ),
         unsubscribe_text=f"\n{unsubscribe_label}: {ph['unsubscribe']}\n",
+        ics_method=method,
     )
+
+
+def _organizer(from_email: str) -> tuple[str, str]:
+    # formataddr() wrote a non-ASCII name as an RFC 2047 encoded word; the .ics
+    # wants the name itself.
+    name, address = parseaddr(from_email)
+    return str(make_header(decode_header(name))), address
 
 
 def frozen_template(mailing: Mailing) -> MailingTemplate:

@@ -3,6 +3,7 @@ from .batches import LinkBatch, LinkBatchStatus
 from .links import DeviceMove, LinkDevice, LinkStatus, PersonalLink
 from .mailing import (
     Mailing,
+    MailingKind,
     MailingRecipient,
     MailingStatus,
     RecipientStatus,
@@ -18,6 +19,7 @@ from .payments import (
     PaymentSource,
     WebhookDelivery,
 )
+from .reminders import Reminder, ReminderStatus
 from .settings import MailingSettings
 
 __all__ = [
@@ -31,12 +33,15 @@ __all__ = [
     "LinkPayment",
     "LinkStatus",
     "Mailing",
+    "MailingKind",
     "MailingRecipient",
     "MailingSettings",
     "MailingStatus",
     "PaymentRefund",
     "PaymentSource",
     "RecipientStatus",
+    "Reminder",
+    "ReminderStatus",
     "Signature",
     "Subscriber",
     "SubscriberList",

@@ -143,6 +143,13 @@ class MailingStatus(models.TextChoices):
     DONE = "done", _("Done")
 
 
+class MailingKind(models.TextChoices):
+    MESSAGE = "message", _("Message")
+    REMINDER = "reminder", _("Reminder")
+    UPDATE = "update", _("Schedule change")
+    CANCELLATION = "cancellation", _("Cancellation")
+
+
 class RecipientStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     SENDING = "sending", _("Sending")
@@ -218,6 +225,25 @@ class Mailing(models.Model):
     # A re-send asked for explicitly (re-issue, lost link): the constraint below
     # allows one invitation per link otherwise.
     invitation_resend = models.BooleanField(default=False, editable=False)
+    # What the mailing is about: its .ics method and status, and which built-in
+    # texts it carries (mailing/schedule.py, mailing/reminders.py).
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=MailingKind.choices,
+        default=MailingKind.MESSAGE,
+        editable=False,
+    )
+    # A reminder's mailing: unique, so one reminder never gets a second mailing.
+    reminder = models.OneToOneField(
+        "wagtail_paidwebinar.Reminder",
+        verbose_name=_("reminder"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="mailing",
+    )
     status = models.CharField(
         _("status"),
         max_length=16,
@@ -285,6 +311,10 @@ class Mailing(models.Model):
     def is_invitation(self) -> bool:
         """A one-recipient invitation (:func:`..mailing.send_invitation`)."""
         return self.invitation_link_id is not None
+
+    @property
+    def is_cancellation(self) -> bool:
+        return self.kind == MailingKind.CANCELLATION
 
     @property
     def is_subscriber_mailing(self) -> bool:

@@ -31,7 +31,12 @@ from wagtail.search import index
 
 from .. import conf
 from ..blocks import ReplayBlock, RoomBlock
-from ..validators import timezone_choices, validate_timezone
+from ..validators import (
+    parse_reminder_offsets,
+    timezone_choices,
+    validate_reminder_offsets,
+    validate_timezone,
+)
 
 
 def default_timezone() -> str:
@@ -128,6 +133,22 @@ class PublicRoomWarningPanel(HelpPanel):
             return self.instance.room_is_public() and super().is_shown()
 
 
+class ScheduleStatusPanel(HelpPanel):
+    """The next reminder ("Next reminder: ..., to N people" or "Reminders are
+    off"), a cancellation, and a schedule change participants were not told of.
+    Rendered by a template tag: the numbers come from mailing/reminders.py."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "template", "wagtail_paidwebinar/admin/schedule_status_panel.html"
+        )
+        super().__init__(**kwargs)
+
+    class BoundPanel(HelpPanel.BoundPanel):
+        def is_shown(self) -> bool:
+            return bool(self.instance.pk) and super().is_shown()
+
+
 class WebinarPage(Page):
     # --- public teaser -------------------------------------------------------------
     intro = RichTextField(
@@ -222,6 +243,32 @@ class WebinarPage(Page):
         blank=True,
         help_text=_("Empty: the room stays open after the webinar ends."),
     )
+    # --- reminders, schedule changes, cancellation (mailing/reminders.py,
+    # mailing/schedule.py) -----------------------------------------------------------
+    reminders_enabled = models.BooleanField(
+        _("send reminders"),
+        default=True,
+        help_text=_(
+            "E-mail every participant with an address their personal link again "
+            "before the start."
+        ),
+    )
+    reminder_offsets = models.CharField(
+        _("reminders before the start"),
+        max_length=100,
+        blank=True,
+        default="24h, 1h",
+        validators=[validate_reminder_offsets],
+        help_text=_("E.g. “24h, 1h” or “2d, 30m” (d = days, h = hours, m = minutes)."),
+    )
+    # Set by "Cancel webinar" (an admin action, never the edit form) and by what
+    # participants were last told of the schedule (start, duration, timezone); kept
+    # across revisions by with_content_json, so publishing an older draft can
+    # neither reopen a cancelled webinar nor forget what was announced.
+    cancelled_at = models.DateTimeField(
+        _("cancelled at"), null=True, blank=True, editable=False
+    )
+    announced_schedule = models.JSONField(default=dict, blank=True, editable=False)
     hide_from_search_engines = models.BooleanField(
         _("hide from search engines"),
         default=False,
@@ -301,6 +348,14 @@ class WebinarPage(Page):
         MultiFieldPanel(
             [FieldPanel("cta_url"), FieldPanel("cta_label")],
             heading=_("Call to action"),
+        ),
+        MultiFieldPanel(
+            [
+                ScheduleStatusPanel(),
+                FieldPanel("reminders_enabled"),
+                FieldPanel("reminder_offsets"),
+            ],
+            heading=_("Reminders"),
         ),
     ]
     room_panels = [
@@ -469,6 +524,33 @@ class WebinarPage(Page):
         """Link sharing on with no room password: the page address alone admits
         anyone, personal links or not. Allowed, but editors are warned."""
         return self.allow_link_sharing and not self.room_password
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancelled_at is not None
+
+    def reminder_minutes(self) -> list[int]:
+        """The reminder offsets in minutes before the start, largest first (none
+        when reminders are off)."""
+        if not self.reminders_enabled:
+            return []
+        return parse_reminder_offsets(self.reminder_offsets) or []
+
+    def schedule_snapshot(self) -> dict:
+        """Start, duration and timezone as stored in ``announced_schedule``."""
+        return {
+            "starts_at": self.starts_at.astimezone(dt.UTC).isoformat(),
+            "duration_minutes": self.duration_minutes,
+            "timezone": self.timezone,
+        }
+
+    def with_content_json(self, content):
+        # A revision's copy of these fields is never the truth: they are written by
+        # admin actions on the live row (see their definitions).
+        obj = super().with_content_json(content)
+        obj.cancelled_at = self.cancelled_at
+        obj.announced_schedule = self.announced_schedule
+        return obj
 
     @property
     def cta_text(self) -> str:
