@@ -25,6 +25,7 @@ from . import access, claims, conf, moves, throttle, tokens
 from .access import Decision, Outcome, Visit
 from .claims import ClaimOutcome
 from .models import AccessEventKind, MailingSettings, PersonalLink, WebinarPage
+from .parsing import mask_email
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ def render_gate_page(
         if decision.outcome is Outcome.REFUSE_IN_USE and moves.can_offer_move(
             decision.link, page
         ):
-            context["move_to"] = moves.mask_email(decision.link.email)
+            context["move_to"] = mask_email(decision.link.email)
         context["move_request_action"] = access.MOVE_REQUEST_ACTION
         context["move_confirm_action"] = access.MOVE_CONFIRM_ACTION
         context["move_code_field"] = access.MOVE_CODE_FIELD
@@ -404,7 +405,7 @@ def move_request(
         page,
         request,
         Decision(Outcome.MOVE_CONFIRM, link=link),
-        extra={"move_to": moves.mask_email(link.email)},
+        extra={"move_to": mask_email(link.email)},
     )
 
 
@@ -414,7 +415,7 @@ def move_confirm(
     """The code was posted: move the link to this browser."""
     link = decision.link
     assert link is not None  # noqa: S101 - decide_token returns it with a link
-    masked = {"move_to": moves.mask_email(link.email)}
+    masked = {"move_to": mask_email(link.email)}
     state = throttle.check(MOVE_SCOPE, page.pk, visit.client, visit.ip)
     if state.blocked:
         return render_gate_page(
@@ -423,12 +424,10 @@ def move_confirm(
     browser_key = request.COOKIES.get(claim_cookie_name())
     if not claims.valid_browser_key(browser_key):
         return _in_use_again(page, request, link, "cookies")
-    secret = claims.new_device_secret()
     result = moves.confirm_move(
         link.pk,
         browser_key,
         visit.move_code or "",
-        secret,
         ip=client_ip(request),
         user_agent=user_agent(request),
     )
@@ -454,6 +453,8 @@ def move_confirm(
         )
     if outcome is moves.MoveOutcome.LIMIT:
         return _in_use_again(page, request, link, "limit")
+    secret = result.secret
+    assert secret is not None  # noqa: S101 - MOVED always carries the secret
     if visit.device_secret:
         claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
     request.session.cycle_key()
