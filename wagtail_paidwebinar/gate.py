@@ -24,6 +24,7 @@ from django.utils.cache import add_never_cache_headers
 from . import access, claims, conf, moves, throttle, tokens
 from .access import Decision, Outcome, Visit
 from .claims import ClaimOutcome
+from .mailing.render import local_time
 from .models import AccessEventKind, MailingSettings, PersonalLink, WebinarPage
 from .parsing import mask_email
 
@@ -45,7 +46,10 @@ _TEMPLATES = {
     Outcome.CLOSED: ("wagtail_paidwebinar/gate/window.html", 403),
     Outcome.THROTTLED: ("wagtail_paidwebinar/gate/throttled.html", 429),
     Outcome.MOVE_CONFIRM: ("wagtail_paidwebinar/gate/move.html", 200),
+    Outcome.MOVED_AWAY: ("wagtail_paidwebinar/gate/moved.html", 403),
 }
+# The pages that offer "move to this browser" (or take its code).
+_MOVE_PAGES = (Outcome.REFUSE_IN_USE, Outcome.MOVE_CONFIRM, Outcome.MOVED_AWAY)
 # Wrong move codes count against the client like wrong tokens and passwords.
 MOVE_SCOPE = "move"
 
@@ -272,11 +276,15 @@ def render_gate_page(
     }
     if decision.outcome in (Outcome.REFUSE_IN_USE, Outcome.REFUSE_REUSED):
         context["contact_email"] = organiser_email(request)
+    if decision.outcome is Outcome.MOVED_AWAY and decision.moved_at is not None:
+        context["moved_at"] = local_time(page, decision.moved_at)
+        context["contact_email"] = organiser_email(request)
+        context["hide_lost_link"] = True
     browser_key = None
-    if decision.outcome in (Outcome.REFUSE_IN_USE, Outcome.MOVE_CONFIRM):
+    if decision.outcome in _MOVE_PAGES:
         # "Move to this device": the code works in the browser that asked for it,
         # told apart by its claim cookie (set here when it has none).
-        if decision.outcome is Outcome.REFUSE_IN_USE and moves.can_offer_move(
+        if decision.outcome is not Outcome.MOVE_CONFIRM and moves.can_offer_move(
             decision.link, page
         ):
             context["move_to"] = mask_email(decision.link.email)

@@ -85,6 +85,26 @@ class MoveResult:
     secret: str | None = None
 
 
+def moved_away(webinar_id: int, secret_hash: str) -> DeviceMove | None:
+    """The latest move of a live link of ``webinar_id`` that removed the device
+    whose secret hashed to ``secret_hash`` (with its link), or ``None``.
+
+    Asked by the gate only when a device cookie matched no bound device (a miss,
+    not the hot path of a visitor with access): one query on a partial index.
+    """
+    move = (
+        DeviceMove.objects.filter(
+            moved_away_hash=secret_hash,
+            link__webinar_id=webinar_id,
+            moved_at__isnull=False,
+        )
+        .select_related("link")
+        .order_by("-moved_at", "-pk")
+        .first()
+    )
+    return move if move is not None and move.link.is_live() else None
+
+
 def moves_done(link_id: int) -> int:
     """How many times the link was moved to a new browser."""
     return DeviceMove.objects.filter(link_id=link_id, moved_at__isnull=False).count()
@@ -291,11 +311,11 @@ def _bind(
     devices = list(
         LinkDevice.objects.filter(link=link)
         .order_by("last_seen_at", "pk")
-        .values_list("pk", "user_agent", "ip")
+        .values_list("pk", "user_agent", "secret_hash")
     )
     # Make room for this browser: the least recently seen go (all, with one slot).
     gone = devices[: max(0, len(devices) - max_devices + 1)]
-    LinkDevice.objects.filter(pk__in=[pk for pk, _ua, _ip in gone]).delete()
+    LinkDevice.objects.filter(pk__in=[pk for pk, _ua, _hash in gone]).delete()
     LinkDevice.objects.create(
         link=link,
         secret_hash=tokens.hash_secret(new_secret),
@@ -304,7 +324,11 @@ def _bind(
         user_agent=(user_agent or "")[:255],
         ip=truncate_ip(ip),
     )
-    DeviceMove.objects.filter(pk=move.pk).update(moved_at=now)
+    DeviceMove.objects.filter(pk=move.pk).update(
+        moved_at=now,
+        # The browser that was in until now (the latest seen of those removed).
+        moved_away_hash=gone[-1][2] if gone else "",
+    )
     # Every other open code of the link dies: of two racing moves, one.
     DeviceMove.objects.filter(link=link, moved_at=None, voided_at=None).update(
         voided_at=now
@@ -331,7 +355,7 @@ def _bind(
             "name": link.name,
             "move_id": move.pk,
             "new_browser": (user_agent or "")[:255],
-            "removed_browsers": [ua for _pk, ua, _ip in gone],
+            "removed_browsers": [ua for _pk, ua, _hash in gone],
         },
     )
 
