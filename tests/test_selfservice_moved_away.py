@@ -15,7 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.fixtures_gate import ROOM_WORD, UA, claim, make_link
+from tests.fixtures_gate import ROOM_WORD, UA, claim, link_path, make_link
 from tests.fixtures_moves import CODE_RE, enter, request_code
 from wagtail_paidwebinar.models import LinkDevice
 
@@ -131,3 +131,18 @@ def test_ordinary_visitors_pay_no_query_for_it(
     assert response.status_code == 200
     assert MOVED not in response.content.decode()
     assert len(devicemove_queries(ctx)) == 1
+
+
+def test_the_old_browser_opening_its_link_again_is_told_too(holder, old_browser, moved):
+    response = old_browser.get(link_path(holder))
+    text = response.content.decode()
+    assert response.status_code == 403
+    assert f"{MOVED} at March 2, 2026, 10:05 (Europe/Warsaw)." in text
+    assert "no-store" in response["Cache-Control"]
+    # The page's form posts to the page itself: the token is nowhere in it.
+    assert holder.token not in text
+    assert f'action="{holder.webinar.url}"' in text
+    # Any other browser opening the link still sees "in use".
+    other = Client().get(link_path(holder)).content.decode()
+    assert "already in use" in other
+    assert MOVED not in other

@@ -291,6 +291,12 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
     if visit.is_post and visit.action == MOVE_CONFIRM_ACTION:
         return Decision(Outcome.MOVE_CONFIRM, link=link)
     if len(devices) >= page.max_devices_per_link:
+        if mine is not None:
+            # The browser the link was moved away from, opening the link again
+            # (not a hot path: a refusal). Told what happened rather than "in use".
+            move = moves.moved_away(page.pk, mine)
+            if move is not None and move.link_id == link.pk:
+                return Decision(Outcome.MOVED_AWAY, link=link, moved_at=move.moved_at)
         return Decision(
             Outcome.REFUSE_IN_USE, link=link, event=AccessEventKind.REFUSED_IN_USE
         )

@@ -280,6 +280,8 @@ def render_gate_page(
         context["moved_at"] = local_time(page, decision.moved_at)
         context["contact_email"] = organiser_email(request)
         context["hide_lost_link"] = True
+        # Its form posts to the page URL (decide_moved_away): no token in the page.
+        context["form_action"] = clean_path(request)
     browser_key = None
     if decision.outcome in _MOVE_PAGES:
         # "Move to this device": the code works in the browser that asked for it,
