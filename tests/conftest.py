@@ -9,6 +9,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_invitations",
     "tests.fixtures_mailing",
     "tests.fixtures_payments",
+    "tests.fixtures_moves",
 ]
 
 

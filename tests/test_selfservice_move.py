@@ -5,7 +5,6 @@ browser is out at its next request. Embedded default: inline queue, locmem e-mai
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pytest
 import time_machine
@@ -16,6 +15,7 @@ from django.utils import timezone
 from wagtail.models.audit_log import ModelLogEntry
 
 from tests.fixtures_gate import ROOM_WORD, UA, claim, link_path, make_link
+from tests.fixtures_moves import enter, request_code
 from wagtail_paidwebinar import moves
 from wagtail_paidwebinar.models import (
     AccessEvent,
@@ -25,47 +25,6 @@ from wagtail_paidwebinar.models import (
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clear_gate_cache")]
-
-CODE_RE = re.compile(r"^\s+(\d{6})\s*$", re.M)
-
-
-@pytest.fixture
-def holder(room_webinar):
-    return make_link(
-        room_webinar,
-        "Anna Nowak",
-        email="anna.nowak@example.org",
-        email_normalized="anna.nowak@example.org",
-    )
-
-
-@pytest.fixture
-def old_browser(holder):
-    """The browser that claimed the link first."""
-    client = Client(HTTP_USER_AGENT=f"{UA} old")
-    assert claim(client, holder).status_code == 302
-    assert ROOM_WORD in client.get(holder.webinar.url).content.decode()
-    return client
-
-
-def request_code(client, link, capture) -> str:
-    """In-use page, then "E-mail a code"; returns the code from the e-mail."""
-    refused = client.get(link_path(link))
-    assert refused.status_code == 403
-    sent = len(mail.outbox)
-    with capture(execute=True):
-        response = client.post(link_path(link), {"pw_action": "move_request"})
-    assert response.status_code == 200, response.content
-    assert "a•••@example.org" in response.content.decode()
-    assert "anna.nowak@example.org" not in response.content.decode()
-    assert len(mail.outbox) == sent + 1
-    return CODE_RE.search(mail.outbox[-1].body).group(1)
-
-
-def enter(client, link, code: str):
-    return client.post(
-        link_path(link), {"pw_action": "move_confirm", "move_code": code}
-    )
 
 
 def test_move_binds_the_new_browser_and_ends_the_old_one(
@@ -132,17 +91,21 @@ def test_code_works_once_and_in_the_asking_browser_only(
     holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
 ):
     new = Client(HTTP_USER_AGENT=f"{UA} new")
-    code = request_code(new, holder, django_capture_on_commit_callbacks)
-    # Another browser holding the code (a forwarded e-mail) cannot use it.
-    stranger = Client(HTTP_USER_AGENT=f"{UA} stranger")
-    stranger.get(link_path(holder))
-    assert enter(stranger, holder, code).status_code == 400
-    assert enter(new, holder, code).status_code == 302
-    # The same browser after clearing its device cookie: the used code is dead.
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        code = request_code(new, holder, django_capture_on_commit_callbacks)
+        # Another browser holding the code (a forwarded e-mail) cannot use it.
+        stranger = Client(HTTP_USER_AGENT=f"{UA} stranger")
+        stranger.get(link_path(holder))
+        assert enter(stranger, holder, code).status_code == 400
+        assert enter(new, holder, code).status_code == 302
+    # The same browser after clearing its device cookie, later than a double
+    # click's moment: the used code is dead.
     again = Client(HTTP_USER_AGENT=f"{UA} new")
     again.cookies["paidwebinar_device_claim"] = new.cookies["paidwebinar_device_claim"]
-    assert again.get(link_path(holder)).status_code == 403
-    response = enter(again, holder, code)
+    with time_machine.travel(start + dt.timedelta(minutes=2), tick=False):
+        assert again.get(link_path(holder)).status_code == 403
+        response = enter(again, holder, code)
     assert response.status_code == 400
     assert "no longer valid" in response.content.decode()
     assert LinkDevice.objects.filter(link=holder).count() == 1
@@ -263,3 +226,94 @@ def test_attendance_view_shows_the_moves(
     text = page.content.decode()
     assert "Moved to a new browser" in text
     assert page.context["rows"][0].move_count == 1
+
+
+def test_code_email_says_who_asked_and_that_ignoring_it_keeps_access(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    """Anyone holding the personal link can have codes sent to its owner: the
+    e-mail says someone asked, from which browser and when, and that ignoring it
+    keeps the access where it is."""
+    asker = Client(
+        HTTP_USER_AGENT="Mozilla/5.0 (Stranger OS)\r\nBcc: evil@example.net",
+        REMOTE_ADDR="203.0.113.77",
+    )
+    # 09:05 UTC on 2 March 2026 is 10:05 in Warsaw (the webinar's timezone).
+    with time_machine.travel(dt.datetime(2026, 3, 2, 9, 5, tzinfo=dt.UTC), tick=False):
+        request_code(asker, holder, django_capture_on_commit_callbacks)
+    message = mail.outbox[-1]
+    body = message.body
+    assert message.to == ["anna.nowak@example.org"]
+    assert "someone asked to move your access to “Open room” to another browser" in (
+        body
+    )
+    assert (
+        "Asked on March 2, 2026, 10:05 (Europe/Warsaw) from this browser: "
+        "Mozilla/5.0 (Stranger OS) Bcc: evil@example.net." in body
+    )
+    assert "Network: 203.0.113.0/24." in body
+    assert "ignore this e-mail: your access stays where it is now" in body
+    # The asking browser's header could not add a line (or a header) of its own.
+    assert "\nBcc:" not in body
+    assert "evil@example.net" not in message.bcc + message.to + message.cc
+    # Access indeed stays where it is while the code is not used.
+    assert ROOM_WORD in old_browser.get(holder.webinar.url).content.decode()
+
+
+def test_code_email_without_a_user_agent_says_unknown_browser(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    asker = Client(HTTP_USER_AGENT="")
+    request_code(asker, holder, django_capture_on_commit_callbacks)
+    assert "from this browser: an unknown browser." in mail.outbox[-1].body
+
+
+def test_the_right_code_posted_twice_lets_the_browser_in_both_times(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    """A double click: the browser sends the code twice and may keep the second
+    response only (the first one's cookies dropped): it gets the room, with the
+    same device cookie, not "no longer valid"."""
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    code = request_code(new, holder, django_capture_on_commit_callbacks)
+    # The browser's state before the first POST's response arrives.
+    second = Client(HTTP_USER_AGENT=f"{UA} new")
+    second.cookies = new.cookies.__class__(new.cookies)
+    first = enter(new, holder, code)
+    assert first.status_code == 302
+    again = enter(second, holder, code)
+    assert again.status_code == 302, again.content.decode()
+    assert again["Location"] == holder.webinar.url
+    assert again["Cache-Control"] == first["Cache-Control"]
+    assert "no-store" in again["Cache-Control"]
+    assert (
+        again.cookies["paidwebinar_device"].value
+        == first.cookies["paidwebinar_device"].value
+    )
+    assert ROOM_WORD in second.get(holder.webinar.url).content.decode()
+    assert ROOM_WORD in new.get(holder.webinar.url).content.decode()
+    assert LinkDevice.objects.filter(link=holder).count() == 1
+    assert DeviceMove.objects.filter(link=holder, moved_at__isnull=False).count() == 1
+
+
+def test_a_repeated_code_counts_only_moments_after_the_move_and_only_if_right(
+    holder, old_browser, invitations_queue, django_capture_on_commit_callbacks
+):
+    new = Client(HTTP_USER_AGENT=f"{UA} new")
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        code = request_code(new, holder, django_capture_on_commit_callbacks)
+    stale = Client(HTTP_USER_AGENT=f"{UA} new")
+    stale.cookies = new.cookies.__class__(new.cookies)
+    with time_machine.travel(start + dt.timedelta(seconds=5), tick=False):
+        assert enter(new, holder, code).status_code == 302
+        wrong = f"{(int(code) + 1) % 10**6:06d}"
+        response = enter(stale, holder, wrong)
+        assert response.status_code == 400
+        assert "no longer valid" in response.content.decode()
+    # Long after the move the repeated code is just a used one.
+    with time_machine.travel(start + dt.timedelta(minutes=5), tick=False):
+        response = enter(stale, holder, code)
+    assert response.status_code == 400
+    assert "no longer valid" in response.content.decode()
+    assert LinkDevice.objects.filter(link=holder).count() == 1

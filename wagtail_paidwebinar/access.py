@@ -33,7 +33,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from . import conf, throttle, tokens
+from . import conf, moves, throttle, tokens
 from .models import AccessEventKind, LinkDevice, PersonalLink, WebinarPage
 from .models.links import LinkStatus
 
@@ -69,6 +69,7 @@ class Outcome(enum.Enum):
     MOVE_REQUEST = "move_request"  # POST from the in-use page: e-mail a code
     MOVE_CONFIRM = "move_confirm"  # POST of the code: move the link here
     CANCELLED = "cancelled"  # the organiser cancelled the webinar: no room for anyone
+    MOVED_AWAY = "moved_away"  # this browser's access was moved to another one
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class Decision:
     failure_scope: str | None = None
     # Grant with a new device secret (the credential is older than ROTATE_AFTER).
     rotate: bool = False
+    # MOVED_AWAY: when the link was moved to another browser.
+    moved_at: dt.datetime | None = None
 
     @property
     def granted(self) -> bool:
@@ -296,6 +299,12 @@ def decide_token(page: WebinarPage, visit: Visit) -> Decision:
     if visit.is_post and visit.action == MOVE_CONFIRM_ACTION:
         return Decision(Outcome.MOVE_CONFIRM, link=link)
     if len(devices) >= page.max_devices_per_link:
+        if mine is not None:
+            # The browser the link was moved away from, opening the link again
+            # (not a hot path: a refusal). Told what happened rather than "in use".
+            move = moves.moved_away(page.pk, mine)
+            if move is not None and move.link_id == link.pk:
+                return Decision(Outcome.MOVED_AWAY, link=link, moved_at=move.moved_at)
         return Decision(
             Outcome.REFUSE_IN_USE, link=link, event=AccessEventKind.REFUSED_IN_USE
         )
@@ -308,7 +317,8 @@ def decide_clean(page: WebinarPage, visit: Visit) -> Decision:
     expired_link = reused = None
     # Hashed once: the lookup and the rotation check both compare the hash.
     mine = device_hash(visit.device_secret)
-    for candidate in find_bound_devices(page, mine):
+    candidates = find_bound_devices(page, mine)
+    for candidate in candidates:
         problem = link_problem(candidate.link, visit.now)
         if problem is None:
             if credential(candidate, mine, visit.now) is Credential.REUSED:
@@ -328,6 +338,10 @@ def decide_clean(page: WebinarPage, visit: Visit) -> Decision:
             )
         if expired_link is not None:
             return Decision(Outcome.REFUSE_EXPIRED, link=expired_link)
+        if mine is not None and not candidates:
+            # A device cookie that holds nothing here: perhaps its link moved to
+            # another browser. Only this miss pays for the look-up.
+            return decide_moved_away(page, visit, mine)
         return Decision(Outcome.TEASER)
 
     closed = window_outcome(page, visit.now)
@@ -342,6 +356,19 @@ def decide_clean(page: WebinarPage, visit: Visit) -> Decision:
         and rotation_due(device, visit.now)
     )
     return Decision(Outcome.GRANT, link=link, device=device, rotate=rotate)
+
+
+def decide_moved_away(page: WebinarPage, visit: Visit, secret_hash: str) -> Decision:
+    """A browser whose link was moved elsewhere: say so (and when), and let it
+    move the link back with a code like any refused browser; else the teaser."""
+    move = moves.moved_away(page.pk, secret_hash)
+    if move is None:
+        return Decision(Outcome.TEASER)
+    if visit.is_post and visit.action == MOVE_REQUEST_ACTION:
+        return Decision(Outcome.MOVE_REQUEST, link=move.link)
+    if visit.is_post and visit.action == MOVE_CONFIRM_ACTION:
+        return Decision(Outcome.MOVE_CONFIRM, link=move.link)
+    return Decision(Outcome.MOVED_AWAY, link=move.link, moved_at=move.moved_at)
 
 
 def decide_password(

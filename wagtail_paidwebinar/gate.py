@@ -24,7 +24,9 @@ from django.utils.cache import add_never_cache_headers
 from . import access, claims, conf, moves, throttle, tokens
 from .access import Decision, Outcome, Visit
 from .claims import ClaimOutcome
+from .mailing.render import local_time
 from .models import AccessEventKind, MailingSettings, PersonalLink, WebinarPage
+from .parsing import mask_email
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,10 @@ _TEMPLATES = {
     Outcome.THROTTLED: ("wagtail_paidwebinar/gate/throttled.html", 429),
     Outcome.MOVE_CONFIRM: ("wagtail_paidwebinar/gate/move.html", 200),
     Outcome.CANCELLED: ("wagtail_paidwebinar/gate/cancelled.html", 410),
+    Outcome.MOVED_AWAY: ("wagtail_paidwebinar/gate/moved.html", 403),
 }
+# The pages that offer "move to this browser" (or take its code).
+_MOVE_PAGES = (Outcome.REFUSE_IN_USE, Outcome.MOVE_CONFIRM, Outcome.MOVED_AWAY)
 # Wrong move codes count against the client like wrong tokens and passwords.
 MOVE_SCOPE = "move"
 
@@ -272,14 +277,20 @@ def render_gate_page(
     }
     if decision.outcome in (Outcome.REFUSE_IN_USE, Outcome.REFUSE_REUSED):
         context["contact_email"] = organiser_email(request)
+    if decision.outcome is Outcome.MOVED_AWAY and decision.moved_at is not None:
+        context["moved_at"] = local_time(page, decision.moved_at)
+        context["contact_email"] = organiser_email(request)
+        context["hide_lost_link"] = True
+        # Its form posts to the page URL (decide_moved_away): no token in the page.
+        context["form_action"] = clean_path(request)
     browser_key = None
-    if decision.outcome in (Outcome.REFUSE_IN_USE, Outcome.MOVE_CONFIRM):
+    if decision.outcome in _MOVE_PAGES:
         # "Move to this device": the code works in the browser that asked for it,
         # told apart by its claim cookie (set here when it has none).
-        if decision.outcome is Outcome.REFUSE_IN_USE and moves.can_offer_move(
+        if decision.outcome is not Outcome.MOVE_CONFIRM and moves.can_offer_move(
             decision.link, page
         ):
-            context["move_to"] = moves.mask_email(decision.link.email)
+            context["move_to"] = mask_email(decision.link.email)
         context["move_request_action"] = access.MOVE_REQUEST_ACTION
         context["move_confirm_action"] = access.MOVE_CONFIRM_ACTION
         context["move_code_field"] = access.MOVE_CODE_FIELD
@@ -405,7 +416,7 @@ def move_request(
         page,
         request,
         Decision(Outcome.MOVE_CONFIRM, link=link),
-        extra={"move_to": moves.mask_email(link.email)},
+        extra={"move_to": mask_email(link.email)},
     )
 
 
@@ -415,7 +426,7 @@ def move_confirm(
     """The code was posted: move the link to this browser."""
     link = decision.link
     assert link is not None  # noqa: S101 - decide_token returns it with a link
-    masked = {"move_to": moves.mask_email(link.email)}
+    masked = {"move_to": mask_email(link.email)}
     state = throttle.check(MOVE_SCOPE, page.pk, visit.client, visit.ip)
     if state.blocked:
         return render_gate_page(
@@ -424,12 +435,10 @@ def move_confirm(
     browser_key = request.COOKIES.get(claim_cookie_name())
     if not claims.valid_browser_key(browser_key):
         return _in_use_again(page, request, link, "cookies")
-    secret = claims.new_device_secret()
     result = moves.confirm_move(
         link.pk,
         browser_key,
         visit.move_code or "",
-        secret,
         ip=client_ip(request),
         user_agent=user_agent(request),
     )
@@ -455,6 +464,8 @@ def move_confirm(
         )
     if outcome is moves.MoveOutcome.LIMIT:
         return _in_use_again(page, request, link, "limit")
+    secret = result.secret
+    assert secret is not None  # noqa: S101 - MOVED always carries the secret
     if visit.device_secret:
         claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
     request.session.cycle_key()

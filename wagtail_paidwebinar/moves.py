@@ -38,9 +38,14 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.log_actions import log
 
-from . import conf, throttle, tokens
+from . import claims, conf, throttle, tokens
 from .mailing.jobs import get_queue
-from .mailing.render import mailing_settings_for, sender, webinar_language
+from .mailing.render import (
+    local_time,
+    mailing_settings_for,
+    sender,
+    webinar_language,
+)
 from .mailing.siteid import ForeignJobError, accepted_identities, site_identity
 from .models import (
     AccessEvent,
@@ -76,15 +81,28 @@ class MoveResult:
     outcome: MoveOutcome
     move_id: int | None = None
     retry_after: int = 0
+    # MOVED: the device secret now bound to the link (the browser's new cookie).
+    secret: str | None = None
 
 
-def mask_email(email: str) -> str:
-    """ "anna.nowak@example.com" -> "a•••@example.com": enough for the owner to
-    recognise their address, little for anyone else."""
-    local, sep, domain = (email or "").partition("@")
-    if not sep:
-        return "•••"
-    return f"{local[:1]}•••@{domain}"
+def moved_away(webinar_id: int, secret_hash: str) -> DeviceMove | None:
+    """The latest move of a live link of ``webinar_id`` that removed the device
+    whose secret hashed to ``secret_hash`` (with its link), or ``None``.
+
+    Asked by the gate only when a device cookie matched no bound device (a miss,
+    not the hot path of a visitor with access): one query on a partial index.
+    """
+    move = (
+        DeviceMove.objects.filter(
+            moved_away_hash=secret_hash,
+            link__webinar_id=webinar_id,
+            moved_at__isnull=False,
+        )
+        .select_related("link")
+        .order_by("-moved_at", "-pk")
+        .first()
+    )
+    return move if move is not None and move.link.is_live() else None
 
 
 def moves_done(link_id: int) -> int:
@@ -206,23 +224,56 @@ def _open_request(link: PersonalLink, browser_hash: str) -> DeviceMove | None:
     )
 
 
+def _just_moved(
+    link: PersonalLink, browser_key: str, code: str, now: dt.datetime
+) -> tuple[DeviceMove, str] | None:
+    """This browser's move of ``link`` done moments ago with this same code, whose
+    device is still bound: the request and its secret, else ``None``.
+
+    A double click posts the code twice; the browser may keep the second response
+    only, so it must carry the same cookie as the first (the secret is derived
+    from the request and the browser's claim key), not "no longer valid".
+    """
+    move = (
+        DeviceMove.objects.filter(
+            link=link,
+            browser_hash=tokens.hash_secret(browser_key),
+            moved_at__gte=now - claims.CLAIM_RETRY_WINDOW,
+        )
+        .order_by("-moved_at", "-pk")
+        .first()
+    )
+    if move is None or not tokens.move_code_matches(move.pk, link.pk, move.salt, code):
+        return None
+    secret = tokens.move_secret(move.pk, move.salt, browser_key)
+    bound = LinkDevice.objects.filter(
+        link=link, secret_hash=tokens.hash_secret(secret)
+    ).exists()
+    return (move, secret) if bound else None
+
+
 def confirm_move(
     link_id: int,
     browser_key: str,
     code: str,
-    new_secret: str,
     *,
     ip: str = "",
     user_agent: str = "",
 ) -> MoveResult:
     """Check ``code`` against this browser's open request and, when right, bind
-    ``new_secret`` to the link in place of its least recently seen device(s)."""
+    this browser (a secret derived from the request and ``browser_key``, returned
+    in the result) to the link in place of its least recently seen device(s)."""
     now = timezone.now()
     with transaction.atomic():
         link = _locked_link(link_id, now)
         if link is None:
             return MoveResult(MoveOutcome.INVALID)
         move = _open_request(link, tokens.hash_secret(browser_key))
+        if move is None:
+            repeated = _just_moved(link, browser_key, code, now)
+            if repeated is not None:
+                done, secret = repeated
+                return MoveResult(MoveOutcome.MOVED, move_id=done.pk, secret=secret)
         if move is None or move.expires_at <= now:
             return MoveResult(MoveOutcome.NO_CODE)
         if moves_done(link.pk) >= _max_moves(link.webinar_id):
@@ -236,9 +287,10 @@ def confirm_move(
                 fields.append("voided_at")
             move.save(update_fields=fields)
             return MoveResult(MoveOutcome.WRONG_CODE, move_id=move.pk)
-        _bind(link, move, new_secret, now, ip=ip, user_agent=user_agent)
+        secret = tokens.move_secret(move.pk, move.salt, browser_key)
+        _bind(link, move, secret, now, ip=ip, user_agent=user_agent)
     logger.info("Link %s moved to a new browser (request %s)", link.pk, move.pk)
-    return MoveResult(MoveOutcome.MOVED, move_id=move.pk)
+    return MoveResult(MoveOutcome.MOVED, move_id=move.pk, secret=secret)
 
 
 def _bind(
@@ -259,11 +311,11 @@ def _bind(
     devices = list(
         LinkDevice.objects.filter(link=link)
         .order_by("last_seen_at", "pk")
-        .values_list("pk", "user_agent", "ip")
+        .values_list("pk", "user_agent", "secret_hash")
     )
     # Make room for this browser: the least recently seen go (all, with one slot).
     gone = devices[: max(0, len(devices) - max_devices + 1)]
-    LinkDevice.objects.filter(pk__in=[pk for pk, _ua, _ip in gone]).delete()
+    LinkDevice.objects.filter(pk__in=[pk for pk, _ua, _hash in gone]).delete()
     LinkDevice.objects.create(
         link=link,
         secret_hash=tokens.hash_secret(new_secret),
@@ -272,7 +324,11 @@ def _bind(
         user_agent=(user_agent or "")[:255],
         ip=truncate_ip(ip),
     )
-    DeviceMove.objects.filter(pk=move.pk).update(moved_at=now)
+    DeviceMove.objects.filter(pk=move.pk).update(
+        moved_at=now,
+        # The browser that was in until now (the latest seen of those removed).
+        moved_away_hash=gone[-1][2] if gone else "",
+    )
     # Every other open code of the link dies: of two racing moves, one.
     DeviceMove.objects.filter(link=link, moved_at=None, voided_at=None).update(
         voided_at=now
@@ -299,7 +355,7 @@ def _bind(
             "name": link.name,
             "move_id": move.pk,
             "new_browser": (user_agent or "")[:255],
-            "removed_browsers": [ua for _pk, ua, _ip in gone],
+            "removed_browsers": [ua for _pk, ua, _hash in gone],
         },
     )
 
@@ -329,34 +385,7 @@ def send_move_code(move_id: int, site: str | None = None) -> bool:
         subject = gettext("Your code to join %(webinar)s in a new browser") % {
             "webinar": " ".join(webinar.title.split())
         }
-        values = {
-            "name": link.name,
-            "webinar": webinar.title,
-            "minutes": minutes,
-        }
-        parts = [
-            gettext("Hello %(name)s,") % values,
-            gettext(
-                "someone, hopefully you, asked to move your personal link to "
-                "“%(webinar)s” to a new browser. Enter this code on the page that "
-                "asked for it:"
-            )
-            % values,
-            f"    {code}",
-            ngettext(
-                "The code is valid for %(minutes)s minute and works once.",
-                "The code is valid for %(minutes)s minutes and works once.",
-                minutes,
-            )
-            % values
-            + " "
-            + gettext("The browser where you joined before will lose access."),
-            gettext(
-                "If it was not you, ignore this e-mail: nothing changes without the "
-                "code. Nobody from us will ever ask you for it."
-            ),
-        ]
-        body = "\n\n".join(parts) + "\n"
+        body = move_code_body(move, link, webinar, code, minutes)
     message = EmailMessage(
         subject=subject,
         body=body,
@@ -368,6 +397,63 @@ def send_move_code(move_id: int, site: str | None = None) -> bool:
     # Ids only: neither the address nor the code goes into the log.
     logger.info("Move code for link %s sent (request %s)", link.pk, move.pk)
     return True
+
+
+def _printable(text: str) -> str:
+    # The user agent is whatever the asking browser sent: no control characters
+    # (line breaks could forge lines of the e-mail), runs of spaces collapsed.
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def move_code_body(
+    move: DeviceMove,
+    link: PersonalLink,
+    webinar: WebinarPage,
+    code: str,
+    minutes: int,
+) -> str:
+    """The text of the code e-mail (in the active language).
+
+    Anyone holding the personal link sees the in-use page and can have codes
+    sent to its owner (a few a day): so the e-mail says plainly that someone
+    asked, from which browser and when, and that ignoring it keeps access where
+    it is, before it gives the code.
+    """
+    values = {
+        "name": link.name,
+        "webinar": webinar.title,
+        "minutes": minutes,
+        "time": local_time(webinar, move.created_at),
+        "browser": _printable(move.user_agent) or gettext("an unknown browser"),
+        "network": move.ip,
+    }
+    asked = gettext("Asked on %(time)s from this browser: %(browser)s.") % values
+    if move.ip:
+        asked += " " + gettext("Network: %(network)s.") % values
+    parts = [
+        gettext("Hello %(name)s,") % values,
+        gettext(
+            "someone asked to move your access to “%(webinar)s” to another browser."
+        )
+        % values,
+        asked,
+        gettext("If that was you, enter this code on the page that asked for it:"),
+        f"    {code}",
+        ngettext(
+            "The code is valid for %(minutes)s minute and works once.",
+            "The code is valid for %(minutes)s minutes and works once.",
+            minutes,
+        )
+        % values
+        + " "
+        + gettext("The browser where you joined before will lose access."),
+        gettext(
+            "If it was not you, ignore this e-mail: your access stays where it is "
+            "now, and nothing changes without the code. Nobody from us will ever "
+            "ask you for it."
+        ),
+    ]
+    return "\n\n".join(parts) + "\n"
 
 
 def register_log_actions(actions) -> None:

@@ -83,6 +83,16 @@ def normalize_email(email: str) -> str:
     return unicodedata.normalize("NFC", email or "").strip().lower()
 
 
+def mask_email(email: str) -> str:
+    """ "anna.nowak@example.com" -> "a•••@example.com": enough for the owner to
+    recognise their address, little for anyone else (a forwarded unsubscribe link,
+    a stranger holding someone's personal link)."""
+    local, sep, domain = (email or "").partition("@")
+    if not sep:
+        return "•••"
+    return f"{local[:1]}•••@{domain}"
+
+
 def normalize_name(name: str) -> str:
     """NFC, trimmed, inner runs of whitespace collapsed to one space."""
     return _SPACES_RE.sub(" ", unicodedata.normalize("NFC", name)).strip()

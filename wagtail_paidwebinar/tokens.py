@@ -172,6 +172,7 @@ def claim_nonce_issued(
 
 MOVE_CODE_KEY_SALT = "wagtail_paidwebinar.moves.code"
 MOVE_CODE_DIGITS = 6
+MOVE_SECRET_KEY_SALT = "wagtail_paidwebinar.moves.secret"  # noqa: S105 - a salt name
 
 
 def _move_code(move_id: int, link_id: int, salt: str, secret: str | bytes) -> str:
@@ -190,6 +191,15 @@ def make_move_code(move_id: int, link_id: int, salt: str) -> str:
     only the request's id to write it.
     """
     return _move_code(move_id, link_id, salt, settings.SECRET_KEY)
+
+
+def move_secret(move_id: int, salt: str, browser_key: str) -> str:
+    """The device secret a move binds: an HMAC keyed by SECRET_KEY over the move
+    request and the asking browser's claim key, hex (as ``claim_secret``). Derived
+    rather than random so that the same code posted twice by the same browser (a
+    double click whose first response the browser dropped) gets the same cookie."""
+    value = f"{move_id}:{salt}:{browser_key}"
+    return salted_hmac(MOVE_SECRET_KEY_SALT, value, algorithm="sha256").hexdigest()
 
 
 def move_code_matches(move_id: int, link_id: int, salt: str, candidate: str) -> bool:

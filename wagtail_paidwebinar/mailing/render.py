@@ -15,6 +15,7 @@ the personal link and the room password (when set) are always printed below it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import secrets
@@ -114,7 +115,12 @@ def placeholder(nonce: str, key: str) -> str:
 
 def local_start(webinar: WebinarPage) -> str:
     """The start in the webinar's timezone, formatted for the active language."""
-    local = webinar.local_starts_at
+    return local_time(webinar, webinar.starts_at)
+
+
+def local_time(webinar: WebinarPage, value: dt.datetime) -> str:
+    """``value`` in the webinar's timezone, formatted for the active language."""
+    local = value.astimezone(webinar.tzinfo)
     return (
         f"{date_format(local, 'DATE_FORMAT')}, {time_format(local, 'H:i')} "
         f"({webinar.timezone})"

@@ -406,13 +406,23 @@ class DeviceMove(models.Model):
     voided_at = models.DateTimeField(_("code voided at"), null=True, blank=True)
     user_agent = models.CharField(_("browser"), max_length=255, blank=True)
     ip = models.CharField(_("network (truncated IP)"), max_length=64, blank=True)
+    # The secret hash of the device the move removed (the most recently seen one
+    # when it removed several): that browser, presenting its old cookie, is told
+    # its access moved rather than shown the bare teaser. Looked up only when a
+    # device cookie matches no bound device (access.decide_clean), by this index.
+    moved_away_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name = _("move to a new browser")
         verbose_name_plural = _("moves to a new browser")
         ordering = ["-created_at", "-pk"]
         indexes = [
-            models.Index(fields=["link", "created_at"], name="paidwebinar_move_link")
+            models.Index(fields=["link", "created_at"], name="paidwebinar_move_link"),
+            models.Index(
+                fields=["moved_away_hash"],
+                name="paidwebinar_move_away",
+                condition=~models.Q(moved_away_hash=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,17 +8,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from .. import mailing
+from ..parsing import mask_email
 
 TEMPLATE = "wagtail_paidwebinar/unsubscribe.html"
-
-
-def mask_email(email: str) -> str:
-    """ "anna.nowak@example.com" -> "a•••@example.com": enough for the reader to
-    recognise their address, little for whoever a message was forwarded to."""
-    local, sep, domain = (email or "").partition("@")
-    if not sep:
-        return "•••"
-    return f"{local[:1]}•••@{domain}"
 
 
 def _respond(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
