@@ -153,9 +153,12 @@ def _smtp_timeout_hint() -> str | None:
     with warnings.catch_warnings():
         # Django 6.1 deprecates EMAIL_* for MAILERS and warns on each read; the site
         # was told so at startup already.
-        warnings.filterwarnings("ignore", "The EMAIL_TIMEOUT setting is deprecated")
+        warnings.filterwarnings("ignore", r"The EMAIL_\w+ setting is deprecated")
+        backend = getattr(settings, "EMAIL_BACKEND", "")
         timeout = getattr(settings, "EMAIL_TIMEOUT", None)
-    return "Set EMAIL_TIMEOUT = 20." if timeout is None else None
+    if not backend.endswith("smtp.EmailBackend") or timeout is not None:
+        return None
+    return "Set EMAIL_TIMEOUT = 20."
 
 
 @checks.register()
