@@ -19,7 +19,7 @@ def new_connection() -> BaseEmailBackend:
     """A new connection of the default mailer that raises on failure (the
     callers sort failures themselves)."""
     if MAILERS_API:
-        from django.core.mail import mailers  # type: ignore[attr-defined]
+        from django.core.mail import mailers
 
         return mailers.default
     from django.core.mail import get_connection
