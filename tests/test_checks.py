@@ -104,6 +104,17 @@ def test_queue_missing_from_rq_queues(settings):
     assert message.hint.startswith('Add RQ_QUEUES["mysite_webinars"] = {"URL": ')
 
 
+def test_queue_setting_left_out_names_the_setting(settings):
+    # README's RQ_QUEUES is there but WAGTAIL_PAIDWEBINAR_QUEUE is not: the queue
+    # falls back to "default", and the line to add is the setting, not a "default"
+    # queue (which W004 would then flag).
+    del settings.WAGTAIL_PAIDWEBINAR_QUEUE
+    settings.RQ_QUEUES = {"mysite_webinars": {"URL": "redis://127.0.0.1:6379/0"}}
+    (message,) = checks.check_queue(None)
+    assert message.id == "wagtail_paidwebinar.E007"
+    assert message.hint == 'Set WAGTAIL_PAIDWEBINAR_QUEUE = "mysite_webinars".'
+
+
 @pytest.mark.parametrize("rq", [None, {}, {"COMMIT_MODE": "auto"}])
 def test_commit_mode_not_on_db_commit(settings, rq):
     if rq is None:

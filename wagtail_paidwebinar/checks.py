@@ -115,13 +115,20 @@ def check_queue(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """The mailing queue exists in RQ_QUEUES and jobs wait for the transaction."""
     messages: list[checks.CheckMessage] = []
     queue = conf.get_setting("QUEUE")
-    if queue not in (getattr(settings, "RQ_QUEUES", None) or {}):
+    queues = getattr(settings, "RQ_QUEUES", None) or {}
+    if queue not in queues:
+        hint = (
+            f'Add RQ_QUEUES["{queue}"] = {{"URL": "redis://127.0.0.1:6379/0", '
+            '"DEFAULT_TIMEOUT": 600}.'
+        )
+        if queues and not hasattr(settings, "WAGTAIL_PAIDWEBINAR_QUEUE"):
+            # The queue setting is what is missing, not a queue "default".
+            hint = f'Set WAGTAIL_PAIDWEBINAR_QUEUE = "{next(iter(queues))}".'
         messages.append(
             checks.Error(
                 f"RQ_QUEUES has no queue {queue!r} (WAGTAIL_PAIDWEBINAR_QUEUE): "
                 "sending a mailing fails.",
-                hint=f'Add RQ_QUEUES["{queue}"] = {{"URL": "redis://127.0.0.1:6379/0", '
-                '"DEFAULT_TIMEOUT": 600}.',
+                hint=hint,
                 id=PREFIX + "E007",
             )
         )
