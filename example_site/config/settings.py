@@ -110,6 +110,10 @@ def database_from_url(url: str) -> dict:
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django 6.1 checks it for the search fields of Wagtail's PostgreSQL index
+        # (postgres.E005), so `check` and rqworker would refuse to start without it.
+        INSTALLED_APPS.append("django.contrib.postgres")
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
