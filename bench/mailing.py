@@ -199,15 +199,12 @@ def add_links(webinar, count: int, prefix: str):
 
 
 def prebuilt_messages(webinar, n: int):
-    from django.core.mail import get_connection
-
     from wagtail_paidwebinar.mailing import create_mailing
     from wagtail_paidwebinar.mailing.message import build_message
     from wagtail_paidwebinar.mailing.render import build_template, personalise
 
     mailing = create_mailing(webinar, subject="Invitation, {{ name }}", body_html=BODY)
     template = build_template(mailing)
-    connection = get_connection()
     messages = []
     for i in range(n):
         name = f"Uczestnik Żółć {i:06d}"
@@ -219,17 +216,16 @@ def prebuilt_messages(webinar, n: int):
                 rendered,
                 name=name,
                 email=f"floor{i:06d}@example.org",
-                connection=connection,
             )
         )
     return mailing, template, messages
 
 
 def bench_floor(webinar, n: int) -> dict:
-    from django.core.mail import get_connection
+    from wagtail_paidwebinar.mailing.connection import new_connection
 
     _mailing, _template, messages = prebuilt_messages(webinar, n)
-    connection = get_connection()
+    connection = new_connection()
     connection.open()
     t0 = time.perf_counter()
     sent = connection.send_messages(messages)
@@ -268,12 +264,12 @@ def bench_naive(webinar, n: int) -> dict:
     import logging
 
     import premailer
-    from django.core.mail import get_connection
     from django.template.loader import render_to_string
     from django.utils.html import escape
     from django.utils.safestring import mark_safe
 
     from wagtail_paidwebinar.mailing import create_mailing, ics
+    from wagtail_paidwebinar.mailing.connection import new_connection
     from wagtail_paidwebinar.mailing.message import build_message
     from wagtail_paidwebinar.mailing.render import (
         RenderedEmail,
@@ -291,7 +287,7 @@ def bench_naive(webinar, n: int) -> dict:
 
     ms = MailingSettings.for_site(Site.objects.get(is_default_site=True))
     starts_at = local_start(webinar)
-    connection = get_connection()
+    connection = new_connection()
     connection.open()
     t0 = time.perf_counter()
     for i in range(n):

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
 
-from tests.utils import embedded_queue_config
+from tests.utils import embedded_queue_config, use_mailer
 from wagtail_paidwebinar.models import PersonalLink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,14 +117,17 @@ def smtp_server():
 @pytest.fixture
 def smtp_settings(settings, smtp_server):
     """Django's SMTP backend pointed at the aiosmtpd server."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = smtp_server.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 5
+    use_mailer(
+        settings,
+        "django.core.mail.backends.smtp.EmailBackend",
+        host="127.0.0.1",
+        port=smtp_server.port,
+        use_tls=False,
+        use_ssl=False,
+        username="",
+        password="",
+        timeout=5,
+    )
     return settings
 
 

@@ -9,6 +9,7 @@ os.environ.setdefault(
     "EXAMPLE_SITE_VAR_DIR", os.path.join(os.path.dirname(__file__), ".var")
 )
 
+from config.mail import mail_settings  # noqa: E402
 from config.settings import *  # noqa: E402,F403
 
 if not os.environ.get("DATABASE_URL"):
@@ -17,7 +18,8 @@ if not os.environ.get("DATABASE_URL"):
     }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# In-memory mail: MAILERS on Django 6.1+, EMAIL_BACKEND before (config/mail.py).
+globals().update(mail_settings("django.core.mail.backends.locmem.EmailBackend"))
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 WAGTAIL_PAIDWEBINAR_BASE_URL = "https://webinars.example.com"

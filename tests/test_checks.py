@@ -11,6 +11,7 @@ from django.urls import include, path
 from wagtail import urls as wagtail_urls
 from wagtail.models import Site
 
+from tests.utils import use_mailer
 from wagtail_paidwebinar import checks
 
 
@@ -103,6 +104,17 @@ def test_queue_missing_from_rq_queues(settings):
     assert message.hint.startswith('Add RQ_QUEUES["mysite_webinars"] = {"URL": ')
 
 
+def test_queue_setting_left_out_names_the_setting(settings):
+    # README's RQ_QUEUES is there but WAGTAIL_PAIDWEBINAR_QUEUE is not: the queue
+    # falls back to "default", and the line to add is the setting, not a "default"
+    # queue (which W004 would then flag).
+    del settings.WAGTAIL_PAIDWEBINAR_QUEUE
+    settings.RQ_QUEUES = {"mysite_webinars": {"URL": "redis://127.0.0.1:6379/0"}}
+    (message,) = checks.check_queue(None)
+    assert message.id == "wagtail_paidwebinar.E007"
+    assert message.hint == 'Set WAGTAIL_PAIDWEBINAR_QUEUE = "mysite_webinars".'
+
+
 @pytest.mark.parametrize("rq", [None, {}, {"COMMIT_MODE": "auto"}])
 def test_commit_mode_not_on_db_commit(settings, rq):
     if rq is None:
@@ -114,13 +126,21 @@ def test_commit_mode_not_on_db_commit(settings, rq):
     assert message.hint == 'Set RQ = {"COMMIT_MODE": "on_db_commit"}.'
 
 
+# A site still on EMAIL_* under Django 6.1 is warned by Django at startup.
+@pytest.mark.filterwarnings(r"ignore:The EMAIL_\w+ setting is deprecated")
 def test_email_timeout(settings):
+    if hasattr(settings, "MAILERS"):  # the test settings on Django 6.1
+        del settings.MAILERS
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_TIMEOUT = 20
     assert checks.check_email(None) == []
     settings.EMAIL_TIMEOUT = None
     (message,) = checks.check_email(None)
     assert message.id == "wagtail_paidwebinar.W001"
     assert message.hint == "Set EMAIL_TIMEOUT = 20."
+    # A backend without a server has nothing to time out.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert checks.check_email(None) == []
 
 
 def test_smtp_timeout_in_mailers(settings):
@@ -187,6 +207,8 @@ def test_deploy_checks_only_with_deploy(settings):
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     }
     settings.WAGTAIL_PAIDWEBINAR_BASE_URL = "http://webinars.example.com"
+    # A production mailer: Django 6.1's own deploy check refuses locmem (mail.E001).
+    use_mailer(settings, "django.core.mail.backends.smtp.EmailBackend", timeout=20)
     call_command("check", "--fail-level", "WARNING", stdout=StringIO())
     out = StringIO()
     call_command("check", "--deploy", stdout=out, stderr=out)

@@ -16,7 +16,7 @@ from tests.fixtures_invitations import (
     MAILING_SEND,
     SUBSCRIBER_PERMS,
 )
-from tests.utils import admin_url, make_user
+from tests.utils import admin_url, make_user, use_mailer
 from wagtail_paidwebinar.models import Mailing, MailingStatus, Subscriber
 
 HOME = "/admin/"
@@ -153,10 +153,13 @@ def test_test_send_failure_is_a_message_not_a_500(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port  # nothing listens there
-    settings.EMAIL_TIMEOUT = 2
+    use_mailer(
+        settings,
+        "django.core.mail.backends.smtp.EmailBackend",
+        host="127.0.0.1",
+        port=port,  # nothing listens there
+        timeout=2,
+    )
     response = mailing_editor_client.post(
         action_url("test_send", draft_mailing), follow=True
     )

@@ -11,6 +11,7 @@ from django.core import mail
 from wagtail.models import Site
 
 from tests.fixtures_mailing import make_link_holders
+from tests.utils import use_mailer
 from wagtail_paidwebinar.mailing import create_mailing, start_mailing
 from wagtail_paidwebinar.models import (
     MailingRecipient,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 @pytest.fixture
 def anymail(settings, inline_queue):
-    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    use_mailer(settings, "anymail.backends.test.EmailBackend")
     ms = MailingSettings.for_site(Site.objects.get(is_default_site=True))
     ms.from_name = "Akademia Żółw"
     ms.from_email = "webinars@example.com"

@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from tests.fixtures_mailing import make_link_holders
+from tests.utils import use_mailer
 from wagtail_paidwebinar.mailing import (
     MailingError,
     audience,
@@ -229,7 +230,7 @@ def test_command_unknown_mailing():
 def test_command_queues_without_sync(
     webinar, inline_queue, capsys, settings, django_capture_on_commit_callbacks
 ):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    use_mailer(settings, "django.core.mail.backends.locmem.EmailBackend")
     make_link_holders(webinar, 2)
     mailing = create_mailing(webinar, subject="Hi", body_html="")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:

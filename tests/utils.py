@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from config.mail import mail_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
@@ -91,3 +92,11 @@ def embedded_queue_config() -> dict:
             )
         },
     }
+
+
+def use_mailer(settings, backend: str, **options) -> None:
+    """Point the site's default mailer at ``backend`` in a test: ``MAILERS`` on
+    Django 6.1+, ``EMAIL_BACKEND`` and ``EMAIL_*`` before (options named as in
+    MAILERS: host, port, username, password, use_tls, use_ssl, timeout)."""
+    for name, value in mail_settings(backend, **options).items():
+        setattr(settings, name, value)

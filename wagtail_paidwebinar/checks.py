@@ -115,13 +115,20 @@ def check_queue(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """The mailing queue exists in RQ_QUEUES and jobs wait for the transaction."""
     messages: list[checks.CheckMessage] = []
     queue = conf.get_setting("QUEUE")
-    if queue not in (getattr(settings, "RQ_QUEUES", None) or {}):
+    queues = getattr(settings, "RQ_QUEUES", None) or {}
+    if queue not in queues:
+        hint = (
+            f'Add RQ_QUEUES["{queue}"] = {{"URL": "redis://127.0.0.1:6379/0", '
+            '"DEFAULT_TIMEOUT": 600}.'
+        )
+        if queues and not hasattr(settings, "WAGTAIL_PAIDWEBINAR_QUEUE"):
+            # The queue setting is what is missing, not a queue "default".
+            hint = f'Set WAGTAIL_PAIDWEBINAR_QUEUE = "{next(iter(queues))}".'
         messages.append(
             checks.Error(
                 f"RQ_QUEUES has no queue {queue!r} (WAGTAIL_PAIDWEBINAR_QUEUE): "
                 "sending a mailing fails.",
-                hint=f'Add RQ_QUEUES["{queue}"] = {{"URL": "redis://127.0.0.1:6379/0", '
-                '"DEFAULT_TIMEOUT": 600}.',
+                hint=hint,
                 id=PREFIX + "E007",
             )
         )
@@ -153,9 +160,12 @@ def _smtp_timeout_hint() -> str | None:
     with warnings.catch_warnings():
         # Django 6.1 deprecates EMAIL_* for MAILERS and warns on each read; the site
         # was told so at startup already.
-        warnings.filterwarnings("ignore", "The EMAIL_TIMEOUT setting is deprecated")
+        warnings.filterwarnings("ignore", r"The EMAIL_\w+ setting is deprecated")
+        backend = getattr(settings, "EMAIL_BACKEND", "")
         timeout = getattr(settings, "EMAIL_TIMEOUT", None)
-    return "Set EMAIL_TIMEOUT = 20." if timeout is None else None
+    if not backend.endswith("smtp.EmailBackend") or timeout is not None:
+        return None
+    return "Set EMAIL_TIMEOUT = 20."
 
 
 @checks.register()

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from .mail import mail_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXAMPLE_SITE_VAR_DIR", BASE_DIR / "var"))
 
@@ -108,6 +110,10 @@ def database_from_url(url: str) -> dict:
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django 6.1 checks it for the search fields of Wagtail's PostgreSQL index
+        # (postgres.E005), so `check` and rqworker would refuse to start without it.
+        INSTALLED_APPS.append("django.contrib.postgres")
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -188,20 +194,29 @@ RQ = {"COMMIT_MODE": "on_db_commit"}
 DEFAULT_FROM_EMAIL = os.environ.get(
     "DEFAULT_FROM_EMAIL", "Webinars <webinars@example.com>"
 )
-EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+# MAILERS on Django 6.1+, EMAIL_* before (config/mail.py).
 if os.environ.get("EMAIL_HOST"):
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = os.environ["EMAIL_HOST"]
-    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "") == "1"
-    EMAIL_USE_SSL = os.environ.get("EMAIL_USE_SSL", "") == "1"
+    globals().update(
+        mail_settings(
+            "django.core.mail.backends.smtp.EmailBackend",
+            host=os.environ["EMAIL_HOST"],
+            port=int(os.environ.get("EMAIL_PORT", "25")),
+            username=os.environ.get("EMAIL_HOST_USER", ""),
+            password=os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            use_tls=os.environ.get("EMAIL_USE_TLS", "") == "1",
+            use_ssl=os.environ.get("EMAIL_USE_SSL", "") == "1",
+            timeout=int(os.environ.get("EMAIL_TIMEOUT", "20")),
+        )
+    )
 elif os.environ.get("EMAIL_FILE_PATH"):
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
+    globals().update(
+        mail_settings(
+            "django.core.mail.backends.filebased.EmailBackend",
+            file_path=os.environ["EMAIL_FILE_PATH"],
+        )
+    )
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    globals().update(mail_settings("django.core.mail.backends.console.EmailBackend"))
 
 LOGGING = {
     "version": 1,

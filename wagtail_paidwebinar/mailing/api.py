@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -27,6 +26,7 @@ from ..models import (
     WebinarPage,
 )
 from . import audience, delivery, jobs, ledger
+from .connection import new_connection
 from .message import MailingError, build_message, classify
 from .render import build_template, personalise, sample_link
 
@@ -387,9 +387,8 @@ def send_test(
             rendered,
             name="",
             email=to_email,
-            connection=get_connection(fail_silently=False),
         )
-        message.send()
+        new_connection().send_messages([message])
     except Exception as exc:
         raise MailingError(classify(exc).message) from exc
     return message.extra_headers["Message-ID"]

@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from smtplib import quoteaddr
 
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connections
 from django.utils.translation import gettext_lazy as _
@@ -40,6 +40,7 @@ from ..models import Mailing, MailingRecipient, MailingStatus, RecipientStatus
 from ..models.links import personal_url
 from ..utils import absolute_page_url, base_url
 from . import ledger
+from .connection import new_connection
 from .message import CONNECTION, PERMANENT, TRANSIENT, Layout, classify, compose
 from .render import (
     MailingTemplate,
@@ -241,7 +242,7 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
     none is left, the mailing stops or the connection fails."""
     result = _Result()
     mailing_id = batch.mailing.pk
-    connection = get_connection(fail_silently=False)
+    connection = new_connection()
     try:
         connection.open()
     except Exception as exc:
@@ -569,7 +570,7 @@ def _prepare(
                 ),
                 message_id=invitation.message_id,
             )
-        message = invitation.as_django(connection)
+        message = invitation.as_django()  # sent by connection.send_messages()
     except Exception as exc:
         return Prepared(pk, error=exc)
     return Prepared(pk, message=message, message_id=invitation.message_id)
