@@ -331,3 +331,12 @@ def test_sentences_ending_in_a_time_end_with_one_period(bound, recorded, client,
         "March 10, 2031, 8 p.m.",
     ):
         assert any(sentence in b for b in bodies), sentence
+
+
+def test_the_replay_comes_before_the_finished_live_room(bound, recorded):
+    with time_machine.travel(START, tick=False):
+        live = bound.get(recorded.url).content.decode()
+    with time_machine.travel(END + SECOND, tick=False):
+        after = bound.get(recorded.url).content.decode()
+    assert live.index(ROOM_WORD) < live.index("A replay will be available here")
+    assert after.index(REPLAY_WORD) < after.index(ROOM_WORD)
