@@ -60,8 +60,9 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) Journey/1.0"
 LINK_RE = re.compile(re.escape(BASE) + r"(/\S+?\?access=[\w.-]+)")
 CODE_RE = re.compile(r"^\s+(\d{6})\s*$", re.M)
 # Seconds between the move and the reminder it re-plans (one hour before the new
-# start): enough for the notify request, short for the suite.
-REMINDER_AFTER = 3
+# start): the edit POST must plan it before it is due, even on a busy machine;
+# the lost-link and move steps run meanwhile.
+REMINDER_AFTER = 6
 
 
 # --- what a browser does with a page --------------------------------------------------
