@@ -302,3 +302,41 @@ def test_replay_is_not_in_the_api_or_search_fields():
     names = {f.field_name for f in WebinarPage.search_fields}
     names |= {f.name for f in WebinarPage.api_fields}
     assert "replay" not in names and "room" not in names
+
+
+def test_sentences_ending_in_a_time_end_with_one_period(bound, recorded, client, index):
+    # English times end in "p.m."; the sentence's own period must not double it.
+    plain = make_webinar(
+        index, title="Plain", slug="plain", starts_at=START, closes_minutes_after=60
+    )
+    pages = []
+    for moment in (START - dt.timedelta(days=1), START, END + SECOND):
+        with time_machine.travel(moment, tick=False):
+            pages += [
+                bound.get(recorded.url),
+                client.get(recorded.url),
+                client.get(recorded.get_parent().url),
+                client.get(plain.url),
+            ]
+    bodies = [" ".join(p.content.decode().split()) for p in pages]
+    assert all("p.m.." not in b and "a.m.." not in b for b in bodies)
+    for sentence in (
+        "Replay for participants from March 10, 2031, 7 p.m. until "
+        "March 17, 2031, 7 p.m.",
+        "A replay will be available here after the webinar, until "
+        "March 17, 2031, 7 p.m.",
+        "Available until March 17, 2031, 7 p.m.",
+        "Replay for participants until March 17, 2031, 7 p.m.",
+        "Participants can open the room with their personal link until "
+        "March 10, 2031, 8 p.m.",
+    ):
+        assert any(sentence in b for b in bodies), sentence
+
+
+def test_the_replay_comes_before_the_finished_live_room(bound, recorded):
+    with time_machine.travel(START, tick=False):
+        live = bound.get(recorded.url).content.decode()
+    with time_machine.travel(END + SECOND, tick=False):
+        after = bound.get(recorded.url).content.decode()
+    assert live.index(ROOM_WORD) < live.index("A replay will be available here")
+    assert after.index(REPLAY_WORD) < after.index(ROOM_WORD)
