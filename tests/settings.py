@@ -16,6 +16,11 @@ if not os.environ.get("DATABASE_URL"):
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     }
 
+# Tests keep a per-process cache and database sessions even with REDIS_URL (the
+# example site's shared cache would carry throttle counters from test to test);
+# tests that need a shared cache say so (tests/throttle_redis_settings.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
