@@ -38,9 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "example_site")]
 
-DB_NAME = "pw_bench_mailing"
+# BENCH_MAILING_DB / BENCH_REDIS_URL: another scratch database and Redis db, so
+# two people on one machine can run it at once.
+DB_NAME = os.environ.get("BENCH_MAILING_DB", "pw_bench_mailing")
 PG = "postgres://postgres@127.0.0.1:5432"
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 SINK_CODE = """
 import asyncio, signal, sys

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 from dataclasses import replace
 from email import policy
+from email.header import Header
 from email.mime.text import MIMEText
 from smtplib import quoteaddr
 
@@ -17,6 +18,7 @@ from django.core.mail.message import BadHeaderError, sanitize_address
 from wagtail.models import Site
 
 from wagtail_paidwebinar.mailing import create_mailing, ics
+from wagtail_paidwebinar.mailing import message as message_module
 from wagtail_paidwebinar.mailing.message import MAX_LINE, Layout, compose
 from wagtail_paidwebinar.mailing.render import build_template, personalise
 from wagtail_paidwebinar.models import MailingSettings
@@ -288,3 +290,54 @@ def test_subject_encoded_words_decode_to_the_subject(template, subject):
     assert all(len(line) <= 78 for line in subject_lines)
     assert all(line.isascii() for line in subject_lines)
     assert parse(data)["Subject"] == subject
+
+
+@pytest.mark.parametrize("unsubscribe", ["", UNSUBSCRIBE])
+@pytest.mark.parametrize("address", ADDRESSES)
+@pytest.mark.parametrize("name", NAMES)
+def test_bytes_are_the_standard_librarys_own(template, name, address, unsubscribe):
+    """The send loop's bytes (written from the batch's layout) are exactly what
+    the standard library's generator writes for the same message tree."""
+    template = replace(template, list_unsubscribe=bool(unsubscribe))
+    layout = Layout(template)
+    rendered = personalise(template, name=name, link=LINK, unsubscribe_url=unsubscribe)
+    invitation = compose(
+        template,
+        rendered,
+        name=name,
+        email=address,
+        unsubscribe_url=unsubscribe,
+        layout=layout,
+    )
+    data = invitation.as_bytes()
+    assert layout.wire is not None
+    assert data == invitation.mime.as_bytes(policy=message_module.POLICY)
+    assert (b"List-Unsubscribe-Post:" in data) == bool(unsubscribe)
+
+
+_WORDS = ["Zażółć", "gęślą", "jaźń", "Ann", "😀", "O'Brien,", '"Jr."', "ŁÓDŹ", "x" * 9]
+
+
+@pytest.mark.parametrize("header", ["Subject", "To", "Reply-To"])
+def test_one_encoded_word_is_what_header_writes(header):
+    """The short cut for a non-ASCII header that fits on one line gives exactly
+    email.header.Header's encoding, and gives up where Header folds."""
+    import random
+
+    rng = random.Random(14)
+    texts = [
+        " ".join(rng.choices(_WORDS, k=k)) for k in range(1, 16) for _ in range(40)
+    ]
+    texts += ["ż" * n for n in range(1, 60)] + ["a" * n + "ż" for n in range(40, 70)]
+    shortcuts = 0
+    for text in texts:
+        expected = Header(text, "utf-8", header_name=header).encode(linesep="\r\n")
+        word = message_module._one_encoded_word(text, header)
+        if word is not None:
+            shortcuts += 1
+            assert word == expected, text
+        else:
+            assert "\r\n" in expected, text
+        if not text.isascii():
+            assert message_module._encoded(text, header) == expected
+    assert 100 < shortcuts < len(texts)
