@@ -38,9 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "example_site")]
 
-DB_NAME = "pw_bench_mailing"
+# BENCH_MAILING_DB / BENCH_REDIS_URL: another scratch database and Redis db, so
+# two people on one machine can run it at once.
+DB_NAME = os.environ.get("BENCH_MAILING_DB", "pw_bench_mailing")
 PG = "postgres://postgres@127.0.0.1:5432"
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 SINK_CODE = """
 import asyncio, signal, sys
@@ -354,28 +356,36 @@ def bench_naive(webinar, n: int) -> dict:
     }
 
 
-def _baseline_wire(rev: str):
-    """``mailing/wire.py`` as it was at git revision ``rev`` (the hand-laid MIME
-    builder it had before the one-builder change), imported next to today's
-    modules so both are timed in one process."""
+def _baseline_wire(rev: str, module_name: str = "wire"):
+    """``mailing/wire.py`` (or another module of mailing/) as it was at git
+    revision ``rev`` (wire.py: the hand-laid MIME builder it had before the
+    one-builder change), imported next to today's modules so both are timed in
+    one process."""
     import importlib.util
 
     source = subprocess.run(
-        ["git", "show", f"{rev}:wagtail_paidwebinar/mailing/wire.py"],
+        ["git", "show", f"{rev}:wagtail_paidwebinar/mailing/{module_name}.py"],
         cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    name = "wagtail_paidwebinar.mailing._baseline_wire"
+    name = f"wagtail_paidwebinar.mailing._baseline_{module_name}"
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "wagtail_paidwebinar.mailing"
-    exec(compile(source, f"{rev}:wire.py", "exec"), module.__dict__)  # noqa: S102
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(source, f"{rev}:{module_name}.py", "exec"), module.__dict__)  # noqa: S102
     return module
 
 
-def bench_build(webinar, n: int, baseline: str | None = None, rounds: int = 3) -> dict:
+def bench_build(
+    webinar,
+    n: int,
+    baseline: str | None = None,
+    rounds: int = 3,
+    compose_at: str | None = None,
+) -> dict:
     """Per-message cost of building one recipient's message, ready to send
     (personalise + build + serialise), in microseconds (best of ``rounds``):
     today's builder (message.compose, stdlib EmailMessage + policy.SMTP), Django's
@@ -427,6 +437,20 @@ def bench_build(webinar, n: int, baseline: str | None = None, rounds: int = 3) -
             message.message().as_bytes(linesep="\r\n")
 
     builders = {"ours_compose": ours, "django_message": django}
+    if compose_at:
+        # message.py of that revision (e.g. before the bytes were written from the
+        # layout): the same personalise, its compose and as_bytes.
+        old = _baseline_wire(compose_at, "message")
+        old_layout = old.Layout(template)
+
+        def old_compose():
+            for name, email, link in people:
+                rendered = personalise(template, name=name, link=link)
+                old.compose(
+                    template, rendered, name=name, email=email, layout=old_layout
+                ).as_bytes()
+
+        builders[f"compose_at_{compose_at}"] = old_compose
     if baseline:
         wire = _baseline_wire(baseline).WireMessage(template)
 
@@ -714,6 +738,11 @@ def main() -> None:
         help="with --build-cost: also time the hand-laid wire.py of this git rev",
     )
     parser.add_argument(
+        "--build-compose-at",
+        metavar="REV",
+        help="with --build-cost: also time message.compose of this git rev",
+    )
+    parser.add_argument(
         "--connections",
         type=int,
         default=8,
@@ -759,7 +788,12 @@ def main() -> None:
         results["connections"] = args.connections
         special = args.build_cost or args.rtt_run or args.commit_cost
         if args.build_cost:
-            results["build"] = bench_build(webinar, 1000, args.build_baseline)
+            results["build"] = bench_build(
+                webinar,
+                1000,
+                args.build_baseline,
+                compose_at=args.build_compose_at,
+            )
         if args.rtt_run:
             runs = [
                 tuple(int(x) for x in item.split(":"))

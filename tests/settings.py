@@ -17,6 +17,11 @@ if not os.environ.get("DATABASE_URL"):
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     }
 
+# Tests keep a per-process cache and database sessions even with REDIS_URL (the
+# example site's shared cache would carry throttle counters from test to test);
+# tests that need a shared cache say so (tests/throttle_redis_settings.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
 # In-memory mail: MAILERS on Django 6.1+, EMAIL_BACKEND before (config/mail.py).
 globals().update(mail_settings("django.core.mail.backends.locmem.EmailBackend"))

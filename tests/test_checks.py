@@ -222,3 +222,48 @@ def test_dedicated_queue(settings):
     assert message.id == "wagtail_paidwebinar.W004"
     settings.WAGTAIL_PAIDWEBINAR_QUEUE = "mysite_webinars"
     assert checks.check_dedicated_queue(None) == []
+
+
+@pytest.mark.parametrize("redis", [True, False])
+def test_example_site_shares_its_cache_when_given_redis(redis, tmp_path):
+    """The example site under several gunicorn workers (bench/gate_load.py): with
+    REDIS_URL its processes share one cache (the throttle counters, sessions), so
+    `check --deploy` has no W002; without services it stays on the per-process
+    default, and the check says so."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env["EXAMPLE_SITE_VAR_DIR"] = str(tmp_path)
+    if redis:
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/15"  # only read, never reached
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "from django.core import checks; "
+        "print(settings.CACHES['default']['BACKEND']); print(settings.SESSION_ENGINE); "
+        "print(sorted({m.id for m in checks.run_checks(include_deployment_checks=True)"
+        " if m.id.startswith('wagtail_paidwebinar')}))"
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        cwd=root / "example_site",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.splitlines()
+    if redis:
+        assert out[0] == "django.core.cache.backends.redis.RedisCache"
+        assert out[1] == "django.contrib.sessions.backends.cached_db"
+        assert "wagtail_paidwebinar.W002" not in out[2]
+    else:
+        assert out[0] == "django.core.cache.backends.locmem.LocMemCache"
+        assert "wagtail_paidwebinar.W002" in out[2]

@@ -89,6 +89,29 @@ def test_post_claims_and_redirects_to_clean_url(browser, anna):
     assert ROOM_WORD in room.content.decode()
 
 
+def test_claim_from_a_browser_without_a_session_writes_one_session_once(browser, anna):
+    """A first visit has no session to fix: the claim's grant goes into a new
+    session, written once (no empty session row cycled first)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    b = browser()
+    b.get(link_path(anna))
+    with CaptureQueriesContext(connection) as ctx:
+        response = claim(b, anna)
+    assert response.status_code == 302
+    writes = [
+        q["sql"].split()[0]
+        for q in ctx.captured_queries
+        if '"django_session"' in q["sql"] and not q["sql"].startswith("SELECT")
+    ]
+    assert writes == ["INSERT"], writes
+    session = Session.objects.get()
+    assert response.cookies["sessionid"].value == session.session_key
+    assert b.session["paidwebinar_grants"] == {str(anna.webinar_id): anna.pk}
+    assert ROOM_WORD in b.get(anna.webinar.url).content.decode()
+
+
 def test_claim_over_https_sets_secure_cookie(browser, anna):
     response = claim(browser(), anna, secure=True)
     assert response.status_code == 302

@@ -143,3 +143,26 @@ def test_granted_request_query_count(browser, room_webinar, django_assert_num_qu
     assert len(gate_queries) == 1
     with django_assert_num_queries(len(ctx)):
         b.get(room_webinar.url)
+
+
+def test_claim_writes_only_the_gates_rows_while_it_holds_the_link_lock(
+    browser, anna, room_webinar
+):
+    """The claim's transaction holds the link's row lock (every other claim of the
+    link waits for it): it counts the slots and writes the device, the link's
+    stamps and the attendance record, nothing else. It used to save() the link,
+    which made Wagtail re-read it and rewrite its reference index inside the lock
+    (found by bench/gate_load.py)."""
+    b = browser()
+    b.get(link_path(anna))
+    with CaptureQueriesContext(connection) as ctx:
+        response = claim(b, anna)
+    assert response.status_code == 302
+    sql = [q["sql"] for q in ctx.captured_queries]
+    assert not [q for q in sql if "referenceindex" in q], sql
+    link_statements = [q for q in sql if '"wagtail_paidwebinar_personallink"' in q]
+    # load_link (the token), the locked read, the stamps' UPDATE.
+    assert len(link_statements) == 3, link_statements
+    anna.refresh_from_db()
+    assert anna.claimed_at is not None
+    assert anna.last_seen_at == anna.claimed_at

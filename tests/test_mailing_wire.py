@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 from dataclasses import replace
 from email import policy
+from email.header import Header
 from email.mime.text import MIMEText
 from smtplib import quoteaddr
 
@@ -18,6 +19,7 @@ from django.core.mail.message import BadHeaderError, sanitize_address
 from wagtail.models import Site
 
 from wagtail_paidwebinar.mailing import create_mailing, ics
+from wagtail_paidwebinar.mailing import message as message_module
 from wagtail_paidwebinar.mailing.message import MAX_LINE, Layout, compose
 from wagtail_paidwebinar.mailing.render import build_template, personalise
 from wagtail_paidwebinar.models import MailingSettings
@@ -154,24 +156,8 @@ class Wire:
         )
 
 
-# Known difference (issue 14, open): for a 200-character Polish name our To header
-# splits RFC 2047 encoded-words where Django 6.1's folder does not, and Python's
-# parser reads the split back with extra spaces. Django 5.2 splits like ours.
-_SPLIT_NAME = pytest.mark.xfail(
-    django.VERSION >= (6, 1),
-    reason="long non-ASCII name folded differently from Django 6.1",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize("address", ADDRESSES)
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=_SPLIT_NAME) if n.startswith("Zażółć") else n
-        for n in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_same_message_as_django(template, name, address):
     wire = Wire(template)
     from_email, recipients, data, message_id = wire.envelope(
@@ -181,6 +167,13 @@ def test_same_message_as_django(template, name, address):
     theirs = parse(django_bytes(template, name=name, address=address))
 
     for header in ("Subject", "From", "To", "Reply-To", "MIME-Version"):
+        if header == "To" and theirs["To"].addresses[0].display_name != name:
+            # Django 6.1 folds a long non-ASCII display name (the 200-character
+            # Polish one) into encoded-words split inside words, and Python's
+            # parser reads them back with extra spaces ("gęśl ą"): the reference
+            # itself does not carry the name. Ours does (one encoded-word, as
+            # Django 5.2 and formataddr write it); checked against the name below.
+            continue
         assert str(ours[header]).strip() == str(theirs[header]).strip(), header
     assert ours["To"].addresses[0].display_name == name
     assert ours["To"].addresses[0].addr_spec == address
@@ -306,3 +299,54 @@ def test_subject_encoded_words_decode_to_the_subject(template, subject):
     assert all(len(line) <= 78 for line in subject_lines)
     assert all(line.isascii() for line in subject_lines)
     assert parse(data)["Subject"] == subject
+
+
+@pytest.mark.parametrize("unsubscribe", ["", UNSUBSCRIBE])
+@pytest.mark.parametrize("address", ADDRESSES)
+@pytest.mark.parametrize("name", NAMES)
+def test_bytes_are_the_standard_librarys_own(template, name, address, unsubscribe):
+    """The send loop's bytes (written from the batch's layout) are exactly what
+    the standard library's generator writes for the same message tree."""
+    template = replace(template, list_unsubscribe=bool(unsubscribe))
+    layout = Layout(template)
+    rendered = personalise(template, name=name, link=LINK, unsubscribe_url=unsubscribe)
+    invitation = compose(
+        template,
+        rendered,
+        name=name,
+        email=address,
+        unsubscribe_url=unsubscribe,
+        layout=layout,
+    )
+    data = invitation.as_bytes()
+    assert layout.wire is not None
+    assert data == invitation.mime.as_bytes(policy=message_module.POLICY)
+    assert (b"List-Unsubscribe-Post:" in data) == bool(unsubscribe)
+
+
+_WORDS = ["Zażółć", "gęślą", "jaźń", "Ann", "😀", "O'Brien,", '"Jr."', "ŁÓDŹ", "x" * 9]
+
+
+@pytest.mark.parametrize("header", ["Subject", "To", "Reply-To"])
+def test_one_encoded_word_is_what_header_writes(header):
+    """The short cut for a non-ASCII header that fits on one line gives exactly
+    email.header.Header's encoding, and gives up where Header folds."""
+    import random
+
+    rng = random.Random(14)
+    texts = [
+        " ".join(rng.choices(_WORDS, k=k)) for k in range(1, 16) for _ in range(40)
+    ]
+    texts += ["ż" * n for n in range(1, 60)] + ["a" * n + "ż" for n in range(40, 70)]
+    shortcuts = 0
+    for text in texts:
+        expected = Header(text, "utf-8", header_name=header).encode(linesep="\r\n")
+        word = message_module._one_encoded_word(text, header)
+        if word is not None:
+            shortcuts += 1
+            assert word == expected, text
+        else:
+            assert "\r\n" in expected, text
+        if not text.isascii():
+            assert message_module._encoded(text, header) == expected
+    assert 100 < shortcuts < len(texts)

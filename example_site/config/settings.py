@@ -97,7 +97,11 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": 0,
+            # Seconds a web process keeps its connection between requests (0: a
+            # new connection per request, Django's default). bench/gate_load.py
+            # runs the site with 60; see docs/load.md.
+            "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+            "CONN_HEALTH_CHECKS": True,
         }
     if parts.scheme == "sqlite":
         return {
@@ -186,6 +190,20 @@ else:
         },
     }
 RQ_QUEUES = {WAGTAIL_PAIDWEBINAR_QUEUE: _queue}
+if REDIS_URL:
+    # One cache for every process of the site: the gate's throttle counters
+    # (WAGTAIL_PAIDWEBINAR_THROTTLE_CACHE) must be shared, or each gunicorn worker
+    # counts alone (check --deploy: wagtail_paidwebinar.W002). Sessions read from
+    # it too (written through to the database), so a visitor reloading the room
+    # costs no session query.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "example_site",
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 if WAGTAIL_PAIDWEBINAR_QUEUE != "default":
     RQ_QUEUES["default"] = _queue
 RQ = {"COMMIT_MODE": "on_db_commit"}

@@ -16,15 +16,18 @@ method=PUBLISH).
 from __future__ import annotations
 
 import binascii
+import re
 import secrets
 import smtplib
 import socket
 from dataclasses import dataclass, field
+from email import base64mime, quoprimime
 from email import policy as email_policy
 from email.header import Header, decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from functools import cached_property
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -102,8 +105,32 @@ def _encoded(text: str, header: str) -> str:
     between two encoded-words when it folds a long non-ASCII subject or name
     (CPython gh-121284), and the recipient would read "Zażółćgęślą"; it also
     parses every header again, the larger part of building a message."""
-    charset = "us-ascii" if text.isascii() else "utf-8"
-    return Header(text, charset, header_name=header).encode(linesep="\r\n")
+    if text.isascii():
+        return Header(text, "us-ascii", header_name=header).encode(linesep="\r\n")
+    return _one_encoded_word(text, header) or Header(
+        text, "utf-8", header_name=header
+    ).encode(linesep="\r\n")
+
+
+# What email.header.Header allows on a header's first line (MAXLINELEN) and the
+# length of an encoded-word's "=?utf-8?b??=" around its text.
+_HEADER_LINE = 78
+_UTF8_CHROME = len("=?utf-8?b??=")
+
+
+def _one_encoded_word(text: str, header: str) -> str | None:
+    """``Header(text, "utf-8", header_name=header).encode()`` when its result
+    is one encoded-word (the text fits on the header's first line), computed
+    without ``Header``'s sizing of every prefix of the text (it measures the
+    encoded length once per character); ``None`` when it would fold. The same
+    choice of encoding (the shorter of base64 and Q) and the same limit;
+    ``tests/test_mailing_wire.py`` compares the two over many texts."""
+    data = text.encode("utf-8")
+    b64, q = base64mime.header_length(data), quoprimime.header_length(data)
+    module, length = (base64mime, b64) if b64 < q else (quoprimime, q)
+    if len(header) + 2 + _UTF8_CHROME + length > _HEADER_LINE:
+        return None
+    return module.header_encode(data, charset="utf-8")
 
 
 def _encoded_address(address: Address, header: str) -> str:
@@ -128,19 +155,30 @@ def _laid_out(header):
     return header
 
 
-def _body(text: str) -> tuple[str, str]:
-    """``(Content-Transfer-Encoding, payload)`` of a text part, as
-    ``set_content`` stores them: 7bit or 8bit as it is (8bit as surrogate-escaped
-    bytes), quoted-printable when a line is longer than SMTP allows (RFC 5321's
+def _body_bytes(text: str) -> tuple[str, bytes]:
+    """``(Content-Transfer-Encoding, encoded body)`` of a text part: 7bit or 8bit
+    as it is, quoted-printable when a line is longer than SMTP allows (RFC 5321's
     998 octets; inlined HTML can have such lines). What Django's SMTP backend
     has always sent."""
     data = text.encode("utf-8")
     if len(data) > MAX_LINE and max(map(len, data.splitlines())) > MAX_LINE:
         data = b"\r\n".join(data.splitlines()) + b"\r\n"
-        return "quoted-printable", binascii.b2a_qp(data, istext=True).decode("ascii")
-    if data.isascii():
-        return "7bit", text
-    return "8bit", data.decode("ascii", "surrogateescape")
+        return "quoted-printable", binascii.b2a_qp(data, istext=True)
+    return ("7bit" if data.isascii() else "8bit"), data
+
+
+def _body(text: str) -> tuple[str, str]:
+    """:func:`_body_bytes` as ``set_content`` stores a payload (8bit as
+    surrogate-escaped bytes)."""
+    cte, data = _body_bytes(text)
+    return cte, data.decode("ascii", "surrogateescape")
+
+
+def _crlf(data: bytes) -> bytes:
+    """Every line break (CRLF, CR or LF: email.generator's NLCRE) as CRLF, as the
+    standard library's generator writes a text part's payload with
+    ``linesep="\\r\\n"``; three C-level replaces rather than a regex."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 @dataclass
@@ -208,6 +246,43 @@ class Layout:
                 part.set_boundary(boundary)
                 self.boundaries.append(boundary)
         self.root = self._node(skeleton, root=True)
+        self.wire = self._wire()
+
+    def _wire(self) -> tuple[list[bytes], list[str]] | None:
+        """The bytes the standard library's generator writes for this structure,
+        cut where each text goes: ``(segments, which text goes after each but the
+        last)``. Laid out once per batch by the generator itself (the tree filled
+        with markers), so that per recipient :meth:`serialise` only encodes the
+        texts and joins them in: what the generator does with a text part's
+        payload (line breaks as CRLF), without walking the tree again for every
+        message. ``None`` (the generator then writes every message) if the
+        markers are not found as expected."""
+        token = secrets.token_hex(8)
+        markers = {key: f"pw-text-{key}-{token}" for key in _BODY_OF_TYPE.values()}
+        data = self._fill(self.root, markers).as_bytes(policy=POLICY)
+        lead = self.transfer_encodings["7bit"].laid_out + b"\r\n"
+        by_marker = {(lead + m.encode()): key for key, m in markers.items()}
+        pattern = re.compile(b"|".join(re.escape(m) for m in by_marker))
+        segments, order, start = [], [], 0
+        for match in pattern.finditer(data):
+            segments.append(data[start : match.start()])
+            order.append(by_marker[match.group()])
+            start = match.end()
+        segments.append(data[start:])
+        leaves = sum(1 for _ in self._leaves(self.root))
+        return (segments, order) if len(order) == leaves else None
+
+    def _leaves(self, node: _Node):
+        if node.children is None:
+            yield node
+        for child in node.children or ():
+            yield from self._leaves(child)
+
+    def check_boundaries(self, bodies: dict) -> None:
+        """Lay out again if a text happens to contain a boundary."""
+        while any(b in text for b in self.boundaries for text in bodies.values()):
+            # A personal value cannot guess a random boundary; still, be sure.
+            self.new_boundaries()
 
     def _node(self, part: MIMEPart, *, root: bool = False) -> _Node:
         headers = [
@@ -225,10 +300,32 @@ class Layout:
     def fill(self, root_headers: list[tuple[str, str]], bodies: dict) -> EmailMessage:
         """The message tree for one recipient: ``root_headers`` first, then the
         laid-out structure with ``bodies`` (text, html, ics) in it."""
-        while any(b in text for b in self.boundaries for text in bodies.values()):
-            # A personal value cannot guess a random boundary; still, be sure.
-            self.new_boundaries()
+        self.check_boundaries(bodies)
         return self._fill(self.root, bodies, root_headers)
+
+    def serialise(
+        self, root_headers: list[tuple[str, str]], bodies: dict
+    ) -> bytes | None:
+        """What ``fill(root_headers, bodies).as_bytes(policy=POLICY)`` gives, from
+        the structure's bytes laid out once (:meth:`_wire`): each header folded by
+        the policy, each text encoded as the generator writes it; ``None`` when
+        there is no such layout. ``tests/test_mailing_wire.py`` holds the two
+        equal byte for byte."""
+        if self.wire is None:
+            return None
+        self.check_boundaries(bodies)
+        segments, order = self.wire
+        out = [POLICY.fold_binary(name, value) for name, value in root_headers]
+        out.append(segments[0])
+        for key, segment in zip(order, segments[1:], strict=True):
+            cte, data = _body_bytes(bodies[key])
+            out += (
+                self.transfer_encodings[cte].laid_out,
+                b"\r\n",
+                _crlf(data),
+                segment,
+            )
+        return b"".join(out)
 
     def _fill(self, node: _Node, bodies: dict, first=()) -> InvitationMIME:
         part = InvitationMIME(policy=POLICY)
@@ -248,7 +345,9 @@ class Layout:
 class Invitation:
     """One recipient's message, for any backend (see the module docstring)."""
 
-    mime: EmailMessage
+    layout: Layout
+    headers: list[tuple[str, str]]  # the recipient's own, folded
+    bodies: dict[str, str]  # text, html, ics
     envelope_from: str
     recipients: list[str]
     message_id: str
@@ -260,8 +359,19 @@ class Invitation:
     reply_to: list[str] = field(default_factory=list)
     extra_headers: dict[str, str] = field(default_factory=dict)
 
+    @cached_property
+    def mime(self) -> EmailMessage:
+        """The message tree (the standard library's ``EmailMessage``)."""
+        return self.layout.fill(self.headers, self.bodies)
+
     def as_bytes(self) -> bytes:
-        """The message as SMTP sends it (CRLF, no line over 998 octets)."""
+        """The message as SMTP sends it (CRLF, no line over 998 octets): the
+        bytes of :attr:`mime`, written from the batch's layout
+        (:meth:`Layout.serialise`) without building the tree."""
+        if "mime" not in self.__dict__:
+            data = self.layout.serialise(self.headers, self.bodies)
+            if data is not None:
+                return data
         return self.mime.as_bytes(policy=POLICY)
 
     def as_django(self, connection=None) -> EmailMultiAlternatives:
@@ -346,11 +456,10 @@ def compose(
         ("Date", formatdate(localtime=settings.EMAIL_USE_LOCALTIME)),
         *((header, _encoded(value, header)) for header, value in extra_headers.items()),
     ]
-    mime = layout.fill(
-        headers, {"text": rendered.text, "html": rendered.html, "ics": rendered.ics}
-    )
     return Invitation(
-        mime=mime,
+        layout=layout,
+        headers=headers,
+        bodies={"text": rendered.text, "html": rendered.html, "ics": rendered.ics},
         envelope_from=layout.envelope_from,
         recipients=[to.addr_spec],
         message_id=message_id,
