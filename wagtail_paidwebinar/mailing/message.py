@@ -294,9 +294,9 @@ class Invitation:
         """The ``.ics`` as an attachment part whose Content-Type carries the
         ``method`` parameter of the calendar part in :attr:`mime`."""
         method = PUBLISH
-        for part in self.mime.walk():
-            if part.get_content_type() == "text/calendar":
-                method = part.get_param("method") or PUBLISH
+        for sub in self.mime.walk():
+            if sub.get_content_type() == "text/calendar":
+                method = str(sub.get_param("method") or PUBLISH)
                 break
         part = MIMEPart(policy=POLICY)
         part.set_content(
