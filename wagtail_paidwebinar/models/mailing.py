@@ -148,6 +148,7 @@ class MailingKind(models.TextChoices):
     REMINDER = "reminder", _("Reminder")
     UPDATE = "update", _("Schedule change")
     CANCELLATION = "cancellation", _("Cancellation")
+    REOPENING = "reopening", _("Webinar reopened")
 
 
 class RecipientStatus(models.TextChoices):
