@@ -204,7 +204,7 @@ def cancel_buttons(page, user, *, priority: int = 60) -> list[Button]:
             Button(
                 _("Reopen webinar"),
                 url=reverse("wagtail_paidwebinar_reopen_webinar", args=[page.pk]),
-                icon_name="undo",
+                icon_name="rotate",
                 priority=priority,
             )
         ]
