@@ -303,6 +303,9 @@ class Invitation:
             self.rendered.ics,
             subtype="calendar",
             charset="utf-8",
+            # Quoted-printable, not base64: code that looks at
+            # message.attachments still reads the calendar's ASCII lines.
+            cte="quoted-printable",
             disposition="attachment",
             filename=ICS_FILENAME,
             params={"method": method},
