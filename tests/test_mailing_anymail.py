@@ -157,3 +157,33 @@ def test_service_errors_follow_the_ledger_rules(webinar, anymail, monkeypatch):
     sent = [m.anymail_test_params["to"][0].addr_spec for m in mail.outbox]
     # The refused ones were handed to the service (and refused), once each.
     assert sorted(sent) == sorted(link.email for link in links[:3])
+
+
+def _calendar_method(attachment) -> str | None:
+    """The ``method`` parameter of the Content-Type an e-mail service gets."""
+    from email.message import Message
+
+    header = Message()
+    header["Content-Type"] = attachment.content_type
+    return header.get_param("method")
+
+
+def test_the_calendar_attachment_names_its_method_for_the_service(webinar, anymail):
+    from django.test import TestCase
+
+    from wagtail_paidwebinar.mailing import schedule
+
+    (link,) = make_link_holders(webinar, 1, names=["Anna"])
+    start_mailing(create_mailing(webinar, subject="Hi", body_html="<p>Hi</p>"))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        schedule.cancel_webinar(webinar)
+    invitation, cancellation = (m.anymail_test_params for m in mail.outbox)
+    for params, method in ((invitation, "PUBLISH"), (cancellation, "CANCEL")):
+        (calendar,) = params["attachments"]
+        assert calendar.name == "invitation.ics"
+        assert calendar.mimetype == "text/calendar"
+        assert _calendar_method(calendar) == method
+        cal = icalendar.Calendar.from_ical(calendar.content)
+        assert cal["METHOD"] == method
+    # The cancellation's calendar has no personal link for the service either.
+    assert link.get_url() not in cancellation["attachments"][0].content

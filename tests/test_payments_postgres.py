@@ -141,6 +141,7 @@ def test_the_invitation_arrives_through_a_real_worker_and_smtp(
         "link": str(link.pk),
         "created": False,
         "invitation": "already_sent",
+        "webinar_cancelled": False,
     }
     worker.stop()
     assert smtp_server.by_recipient() == {"new@example.org": 1}

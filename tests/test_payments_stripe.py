@@ -64,6 +64,7 @@ def test_checkout_session_issues_the_link_and_queues_the_invitation(
         "link": str(link.pk),
         "created": True,
         "invitation": "queued",
+        "webinar_cancelled": False,
     }
     assert (link.name, link.email) == ("Ola Kowalska", "ola@example.org")
     assert (link.payment.reference, link.payment.payment_intent) == (
@@ -94,7 +95,12 @@ def test_refund_before_the_session_event_issues_nothing(client, webinar, stripe_
     early = post_stripe(client, charge_refunded())
     assert early.json() == {"revoked": False, "remembered": True}
     late = post_stripe(client, session_completed(webinar.pk))
-    assert late.json() == {"link": None, "created": False, "invitation": "skipped"}
+    assert late.json() == {
+        "link": None,
+        "created": False,
+        "invitation": "skipped",
+        "webinar_cancelled": False,
+    }
     assert PersonalLink.objects.count() == 0
 
 

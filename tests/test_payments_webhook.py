@@ -45,7 +45,12 @@ def test_signed_purchase_creates_the_link_and_queues_one_invitation(
     assert response.status_code == 200
     data = response.json()
     link = PersonalLink.objects.get()
-    assert data == {"link": str(link.pk), "created": True, "invitation": "queued"}
+    assert data == {
+        "link": str(link.pk),
+        "created": True,
+        "invitation": "queued",
+        "webinar_cancelled": False,
+    }
     assert (link.name, link.email, link.payment.reference) == (
         "Anna Nowak",
         "anna@example.org",
@@ -73,6 +78,7 @@ def test_repeat_returns_the_same_link_and_sends_nothing(
         "link": first["link"],
         "created": False,
         "invitation": "already_sent",
+        "webinar_cancelled": False,
     }
     assert state() == before
     assert PersonalLink.objects.get().name == "Anna Nowak"
@@ -231,7 +237,12 @@ def test_refund_before_purchase_is_remembered_and_the_purchase_creates_nothing(
     assert refund.json() == {"revoked": False, "remembered": True}
     purchase = post_signed(client, purchase_body(webinar))
     assert purchase.status_code == 200
-    assert purchase.json() == {"link": None, "created": False, "invitation": "skipped"}
+    assert purchase.json() == {
+        "link": None,
+        "created": False,
+        "invitation": "skipped",
+        "webinar_cancelled": False,
+    }
     assert PersonalLink.objects.count() == 0
     assert MailingRecipient.objects.count() == 0
     # The same reference on another webinar is another order.
@@ -247,7 +258,12 @@ def test_a_buyer_who_already_has_a_link_keeps_it(client, webinar, webhook_secret
         email_normalized="anna@example.org",
     )
     data = post_signed(client, purchase_body(webinar)).json()
-    assert data == {"link": str(pasted.pk), "created": False, "invitation": "queued"}
+    assert data == {
+        "link": str(pasted.pk),
+        "created": False,
+        "invitation": "queued",
+        "webinar_cancelled": False,
+    }
     pasted.refresh_from_db()
     assert pasted.payment.reference == "order-1001"
     # A second order of the same buyer moves the link to it; refunding the first
@@ -269,7 +285,12 @@ def test_a_refunded_buyer_who_buys_again_gets_the_link_back_with_a_new_url(
     link = PersonalLink.objects.get()
     old_token = link.token
     data = post_signed(client, purchase_body(webinar, reference="order-2")).json()
-    assert data == {"link": str(link.pk), "created": False, "invitation": "queued"}
+    assert data == {
+        "link": str(link.pk),
+        "created": False,
+        "invitation": "queued",
+        "webinar_cancelled": False,
+    }
     link.refresh_from_db()
     assert link.revoked_at is None
     assert link.token != old_token

@@ -1,4 +1,5 @@
-"""Filters of the personal links listing, shared by the listing and its CSV export.
+"""Filters of the personal links listing, shared by the listing and its CSV export,
+and the kind filter of the mailings listing.
 
 Beside the viewset, as Wagtail's redirects app keeps its ``filters.py``: the views
 import this module and the viewset imports the views, with no cycle.
@@ -7,11 +8,17 @@ import this module and the viewset imports the views, with no cycle.
 from __future__ import annotations
 
 import django_filters
+from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import WagtailFilterSet
 
-from .models import LinkStatus, PersonalLink, WebinarPage
+from .models import LinkStatus, MailingKind, PersonalLink, WebinarPage
+
+# The mailings listing's kind filter: the stored kinds, one-person invitations
+# (kind "message" with an invitation link) apart, and one choice that hides them.
+INVITATION = "invitation"
+NOT_INVITATION = "not_invitation"
 
 
 class PersonalLinkFilterSet(WagtailFilterSet):
@@ -62,3 +69,28 @@ def filtered_links(request) -> tuple[QuerySet, WebinarPage | None]:
     if query:
         queryset = queryset.filter(Q(name__icontains=query) | Q(email__icontains=query))
     return queryset, webinar
+
+
+class MailingKindFilter(admin.SimpleListFilter):
+    """Kind of mailing; "All but one-person invitations" hides the re-issue,
+    webhook and lost-link invitations in one click."""
+
+    title = _("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [
+            (NOT_INVITATION, _("All but one-person invitations")),
+            (INVITATION, _("Invitation (one person)")),
+            *MailingKind.choices,
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == NOT_INVITATION:
+            return queryset.filter(invitation_link__isnull=True)
+        if value == INVITATION:
+            return queryset.filter(invitation_link__isnull=False)
+        if value in MailingKind.values:
+            return queryset.filter(kind=value, invitation_link__isnull=True)
+        return queryset

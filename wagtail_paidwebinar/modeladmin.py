@@ -32,6 +32,7 @@ from wagtail_modeladmin.views import CreateView, DeleteView, EditView, IndexView
 from . import mailing as api
 from . import permissions
 from .csvutils import excel_url, uses_decimal_comma
+from .filters import MailingKindFilter
 from .forms.invitations import MailingForm, SubscriberForm
 from .menu import MENU_HOOK, ORDER
 from .models import (
@@ -469,12 +470,13 @@ class MailingAdmin(TextsModelAdmin):
     menu_icon = "mail"
     list_display = (
         "listing_subject",
+        "kind_display",
         "webinar",
         "status",
         "progress_display",
         "created_at",
     )
-    list_filter = ("status",)
+    list_filter = (MailingKindFilter, "status")
     search_fields = ("subject",)
     list_per_page = 50
     list_select_related = ("webinar",)
@@ -503,6 +505,10 @@ class MailingAdmin(TextsModelAdmin):
     @admin_display(description=_("subject"), ordering="subject")
     def listing_subject(self, obj: Mailing) -> str:
         return obj.display_subject()
+
+    @admin_display(description=_("kind"), ordering="kind")
+    def kind_display(self, obj: Mailing) -> str:
+        return obj.kind_label()
 
     @admin_display(description=_("progress"))
     def progress_display(self, obj: Mailing) -> str:

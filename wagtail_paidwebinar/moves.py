@@ -152,6 +152,13 @@ def _max_moves(webinar_id: int) -> int:
     )
 
 
+def _cancelled(webinar_id: int) -> bool:
+    # A cancelled webinar has no room to move into: no code is e-mailed.
+    return WebinarPage.objects.filter(
+        pk=webinar_id, cancelled_at__isnull=False
+    ).exists()
+
+
 def request_move(
     link_id: int, browser_key: str, *, ip: str = "", user_agent: str = ""
 ) -> MoveResult:
@@ -160,7 +167,7 @@ def request_move(
     now = timezone.now()
     with transaction.atomic():
         link = _locked_link(link_id, now)
-        if link is None:
+        if link is None or _cancelled(link.webinar_id):
             return MoveResult(MoveOutcome.INVALID)
         if not link.email_normalized:
             return MoveResult(MoveOutcome.NO_EMAIL)
@@ -374,6 +381,8 @@ def send_move_code(move_id: int, site: str | None = None) -> bool:
         or move.expires_at <= timezone.now()
         or not move.link.email
         or not move.link.is_live()
+        # Asked for before the webinar was cancelled, run after: nothing to join.
+        or _cancelled(move.link.webinar_id)
     ):
         return False
     link = move.link

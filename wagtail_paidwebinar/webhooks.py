@@ -183,6 +183,12 @@ def _purchase_answer(delivery: _Delivery, result: PurchaseResult) -> WebhookResp
             "link": str(result.link.pk) if result.link else None,
             "created": result.created,
             "invitation": str(result.invitation),
+            # Paid for a cancelled webinar: the link and the payment are recorded
+            # (a reopened webinar admits the buyer) but no invitation is sent
+            # ("invitation": "cancelled"); the shop may refund or tell the buyer.
+            "webinar_cancelled": bool(
+                delivery.webinar and delivery.webinar.is_cancelled
+            ),
         },
     )
 

@@ -45,7 +45,8 @@ def build_calendar(
     event it already has instead of adding a second one. The first invitation,
     reminders and schedule changes are METHOD:PUBLISH (an event announced to
     people who are not tracked as iTIP attendees: no ATTENDEE list, no RSVP
-    buttons); a cancellation is METHOD:CANCEL with STATUS:CANCELLED. Outlook
+    buttons) with STATUS:CONFIRMED; a cancellation is METHOD:CANCEL with
+    STATUS:CANCELLED (a reopening is a PUBLISH again, higher SEQUENCE). Outlook
     applies either only when the MIME part's ``method`` parameter says the same
     (message.py takes it from the template). ``organizer`` (name, address) is
     the sender: RFC 5546 requires ORGANIZER in both methods.
@@ -59,8 +60,9 @@ def build_calendar(
     event = icalendar.Event()
     event.add("uid", event_uid(webinar, host))
     event.add("sequence", sequence)
-    if method == CANCEL:
-        event.add("status", "CANCELLED")
+    # CONFIRMED on every PUBLISH: a calendar that kept a cancelled event (marked,
+    # not removed) shows it as taking place again after a reopening.
+    event.add("status", "CANCELLED" if method == CANCEL else "CONFIRMED")
     if organizer is not None and organizer[1]:
         address = icalendar.vCalAddress(f"mailto:{organizer[1]}")
         if organizer[0]:

@@ -53,6 +53,9 @@ class InvitationStatus(enum.StrEnum):
     QUEUED = "queued"
     ALREADY_SENT = "already_sent"
     SKIPPED = "skipped"
+    # The webinar is cancelled: the link stands, but no invitation to a room
+    # that will not open (the cancellation e-mail said so).
+    CANCELLED = "cancelled"
 
 
 def _real_user(user):
@@ -88,8 +91,9 @@ def send_invitation(
 
     Never twice for the same link unless ``resend``: returns ``ALREADY_SENT`` when
     an earlier call queued it, ``SKIPPED`` (nothing sent) when the link has no
-    e-mail or is revoked or expired, else ``QUEUED`` (a worker sends it once the
-    caller's transaction commits). Records an audit log entry on the link.
+    e-mail or is revoked or expired, ``CANCELLED`` (nothing sent) when the
+    webinar is cancelled, else ``QUEUED`` (a worker sends it once the caller's
+    transaction commits). Records an audit log entry on the link.
     """
     with transaction.atomic():
         fresh = (
@@ -100,6 +104,8 @@ def send_invitation(
         if not resend and Mailing.objects.filter(invitation_link=fresh).exists():
             return InvitationStatus.ALREADY_SENT
         webinar = fresh.webinar.specific
+        if webinar.is_cancelled:
+            return InvitationStatus.CANCELLED
         language = webinar_language(webinar)
         subject, body = invitation_text(webinar, language)
         try:

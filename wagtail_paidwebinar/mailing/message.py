@@ -58,6 +58,7 @@ class _Policy(email_policy.EmailPolicy):
 POLICY = _Policy(linesep="\r\n", refold_source="none")
 MAX_LINE = 998  # octets, without CRLF (RFC 5321 section 4.5.3.1.6)
 ICS_FILENAME = "invitation.ics"
+PUBLISH = "PUBLISH"
 
 _HEADER_BREAKS = ("\r", "\n", "\x00", "\x85", "\u2028", "\u2029")
 
@@ -390,9 +391,36 @@ class Invitation:
         )
         message.attach_alternative(self.rendered.html, "text/html")
         if self.rendered.ics:
-            message.attach(ICS_FILENAME, self.rendered.ics, "text/calendar")
+            # A MIME part, not a (name, content, type) triple: an e-mail service
+            # gets the whole Content-Type, method parameter included (anymail's
+            # Attachment.content_type), without which Outlook may ignore a
+            # METHOD:CANCEL. Appended as is: Django never serialises it (message()
+            # below), so this works with Django 5.2 and 6.
+            message.attachments.append(self.calendar_part())
         message.prebuilt = self.mime
         return message
+
+    def calendar_part(self) -> MIMEPart:
+        """The ``.ics`` as an attachment part whose Content-Type carries the
+        ``method`` parameter of the calendar part in :attr:`mime`."""
+        method = PUBLISH
+        for sub in self.mime.walk():
+            if sub.get_content_type() == "text/calendar":
+                method = str(sub.get_param("method") or PUBLISH)
+                break
+        part = MIMEPart(policy=POLICY)
+        part.set_content(
+            self.rendered.ics,
+            subtype="calendar",
+            charset="utf-8",
+            # Quoted-printable, not base64: code that looks at
+            # message.attachments still reads the calendar's ASCII lines.
+            cte="quoted-printable",
+            disposition="attachment",
+            filename=ICS_FILENAME,
+            params={"method": method},
+        )
+        return part
 
 
 class _PrebuiltEmail(EmailMultiAlternatives):

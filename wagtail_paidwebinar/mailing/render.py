@@ -201,11 +201,14 @@ def _build_template(mailing: Mailing, language: str) -> MailingTemplate:
     nonce = secrets.token_hex(6)
     ph = {key: placeholder(nonce, key) for key in ("name", "link", "unsubscribe")}
     starts_at = local_start(webinar)
-    password = webinar.room_password or ""
+    # A cancellation carries no way in: no password, and a {{ link }} written
+    # into its text stays empty.
+    cancelled = mailing.is_cancellation
+    password = "" if cancelled else webinar.room_password or ""
 
     html_values = {
         "name": ph["name"],
-        "link": ph["link"],
+        "link": "" if cancelled else ph["link"],
         "password": escape(password),
         "webinar": escape(webinar.title),
         "starts_at": escape(starts_at),
@@ -330,11 +333,16 @@ def personalise(
         .replace(ph_unsub, unsub_text)
     )
     subject = template.subject.replace(ph_name, name).replace(ph_link, link)
-    calendar = ics.personal_ics(
-        template.ics,
-        link=link,
-        description=template.ics_description % {"link": link},
-    )
+    if template.ics_method == ics.CANCEL:
+        # A cancellation admits nobody: the .ics removes the event and carries
+        # no personal link (the HTML and text parts show none either).
+        calendar = template.ics
+    else:
+        calendar = ics.personal_ics(
+            template.ics,
+            link=link,
+            description=template.ics_description % {"link": link},
+        )
     return RenderedEmail(subject=subject, html=html, text=text, ics=calendar)
 
 

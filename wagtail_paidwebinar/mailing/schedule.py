@@ -12,6 +12,9 @@ the event it has. A cancellation (:func:`cancel_webinar`) is an explicit action:
 the page is marked cancelled (the gate then refuses the room and the teaser says
 so), planned reminders are dropped, everyone with a live link and an address gets
 a METHOD:CANCEL e-mail, and the links are revoked only when the organiser asks.
+A cancellation can be undone (:func:`reopen_webinar`): the room opens, the
+reminders are planned again and, if the organiser wants, the link holders get
+their link again with a METHOD:PUBLISH .ics that restores the event.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Stored in audit log entries: never renamed after a release.
 ACTION_CANCEL = "wagtail_paidwebinar.webinar.cancel"
 ACTION_NOTIFY = "wagtail_paidwebinar.webinar.notify_schedule"
+ACTION_REOPEN = "wagtail_paidwebinar.webinar.reopen"
 
 
 def told_anyone(webinar: WebinarPage) -> bool:
@@ -95,6 +99,18 @@ def cancellation_text(
     # The organiser's own words: plain text, escaped, paragraphs kept.
     extra = linebreaks(escape(message.strip())) if message.strip() else ""
     return subject, f"<p>{greeting}</p><p>{text}</p>{extra}"
+
+
+def reopening_text(webinar: WebinarPage, language: str) -> tuple[str, str]:
+    with translation.override(language):
+        subject = gettext("It takes place: {{ webinar }} on {{ starts_at }}")
+        greeting = gettext("Hello {{ name }},")
+        text = gettext(
+            "good news: {{ webinar }} takes place after all, on {{ starts_at }}. "
+            "Your personal link and how to join are below. The attached calendar "
+            "entry puts the event back in your calendar."
+        )
+    return subject, f"<p>{greeting}</p><p>{text}</p>"
 
 
 def notify_schedule_change(webinar: WebinarPage, *, user=None) -> Mailing | None:
@@ -177,6 +193,57 @@ def cancel_webinar(
     return mailing
 
 
+def reopen_webinar(
+    webinar: WebinarPage, *, user=None, notify: bool = False
+) -> tuple[bool, Mailing | None]:
+    """Undo a cancellation: the room opens again under its usual rules, the
+    reminders are planned again and, when ``notify``, every live link holder
+    with an address gets their link again with a METHOD:PUBLISH .ics (same UID,
+    higher SEQUENCE, STATUS:CONFIRMED) that puts the event back in their
+    calendar. Links revoked at the cancellation stay revoked (re-issue them from
+    the links listing). Returns (reopened, mailing); (False, None) when the
+    webinar was not cancelled (a second click)."""
+    with transaction.atomic():
+        page = WebinarPage.objects.select_for_update().filter(pk=webinar.pk).first()
+        if page is None or not page.is_cancelled:
+            return False, None
+        WebinarPage.objects.filter(pk=page.pk).update(cancelled_at=None)
+        page.cancelled_at = None
+        mailing = None
+        if notify:
+            language = webinar_language(page)
+            subject, body = reopening_text(page, language)
+            mailing = create_mailing(
+                page,
+                subject=subject,
+                body_html=body,
+                audience=LINK_HOLDERS,
+                user=user,
+                language=language,
+                kind=MailingKind.REOPENING,
+            )
+            # They hear the schedule as it is now.
+            WebinarPage.objects.filter(pk=page.pk).update(
+                announced_schedule=page.schedule_snapshot()
+            )
+            start_mailing(mailing, user=user)
+        log(
+            page,
+            ACTION_REOPEN,
+            user=user,
+            data={"mailing_id": mailing.pk if mailing else None, "notified": notify},
+        )
+    # After the commit: the reminder jobs are scheduled once the row says open.
+    planned = plan_reminders(page)
+    logger.info(
+        "Webinar %s reopened: mailing %s, %d reminders planned",
+        page.pk,
+        mailing.pk if mailing else None,
+        planned,
+    )
+    return True, mailing
+
+
 def on_page_published(sender, instance, **kwargs) -> None:
     """``page_published``: remember the first schedule, plan the reminders."""
     record_publish(instance)
@@ -213,14 +280,17 @@ def register_log_actions(actions) -> None:
         _("Notify participants of a new time"),
         _("Participants notified of a new time"),
     )
+    actions.register_action(ACTION_REOPEN, _("Reopen webinar"), _("Webinar reopened"))
 
 
 __all__ = [
     "ACTION_CANCEL",
     "ACTION_NOTIFY",
+    "ACTION_REOPEN",
     "cancel_webinar",
     "needs_notice",
     "notify_schedule_change",
     "record_publish",
     "register_log_actions",
+    "reopen_webinar",
 ]

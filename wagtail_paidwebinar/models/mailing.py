@@ -148,6 +148,7 @@ class MailingKind(models.TextChoices):
     REMINDER = "reminder", _("Reminder")
     UPDATE = "update", _("Schedule change")
     CANCELLATION = "cancellation", _("Cancellation")
+    REOPENING = "reopening", _("Webinar reopened")
 
 
 class RecipientStatus(models.TextChoices):
@@ -311,6 +312,13 @@ class Mailing(models.Model):
     def is_invitation(self) -> bool:
         """A one-recipient invitation (:func:`..mailing.send_invitation`)."""
         return self.invitation_link_id is not None
+
+    def kind_label(self) -> str:
+        """What the listing calls the mailing: a one-recipient invitation, else
+        its kind (message, reminder, schedule change, cancellation)."""
+        if self.is_invitation:
+            return str(_("Invitation (one person)"))
+        return str(self.get_kind_display())
 
     @property
     def is_cancellation(self) -> bool:

@@ -500,6 +500,11 @@ class LinkActionView(LinkAdminMixin, TemplateView):
                 self.request,
                 _("The new link is on its way to %(email)s.") % {"email": link.email},
             )
+        elif status == InvitationStatus.CANCELLED:
+            messages.warning(
+                self.request,
+                _("The new link was not e-mailed: the webinar is cancelled."),
+            )
         else:
             messages.warning(
                 self.request,

@@ -1,5 +1,5 @@
-"""Admin: "notify participants" of a new time and "cancel webinar" (confirmation
-pages; the work is in mailing/schedule.py)."""
+"""Admin: "notify participants" of a new time, "cancel webinar" and "reopen
+webinar" (confirmation pages; the work is in mailing/schedule.py)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,19 @@ class CancelForm(forms.Form):
 
 class NotifyForm(forms.Form):
     pass
+
+
+class ReopenForm(forms.Form):
+    notify = forms.BooleanField(
+        label=_("E-mail participants that the webinar takes place"),
+        required=False,
+        initial=True,
+        help_text=_(
+            "Everyone with a live link and an e-mail address gets their personal "
+            "link again; the attached calendar entry puts the event back in their "
+            "calendar."
+        ),
+    )
 
 
 class ScheduleActionView(WagtailAdminTemplateMixin, FormView):
@@ -132,17 +145,69 @@ class CancelView(ScheduleActionView):
         return HttpResponseRedirect(self.edit_url())
 
 
+class ReopenView(ScheduleActionView):
+    template_name = "wagtail_paidwebinar/admin/schedule/reopen.html"
+    form_class = ReopenForm
+
+    def get_page_title(self):
+        return _("Reopen webinar")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["revoked"] = self.page.personal_links.filter(
+            revoked_at__isnull=False
+        ).count()
+        return context
+
+    def form_valid(self, form):
+        reopened, mailing = schedule.reopen_webinar(
+            self.page, user=self.request.user, notify=form.cleaned_data["notify"]
+        )
+        if not reopened:
+            messages.info(self.request, _("This webinar is not cancelled."))
+        elif mailing is None:
+            messages.success(
+                self.request,
+                _("“%(title)s” is open again; nobody was e-mailed.")
+                % {"title": self.page.title},
+            )
+        else:
+            count = mailing.progress()["total"]
+            messages.success(
+                self.request,
+                ngettext(
+                    "“%(title)s” is open again; %(count)d participant is being "
+                    "told by e-mail.",
+                    "“%(title)s” is open again; %(count)d participants are being "
+                    "told by e-mail.",
+                    count,
+                )
+                % {"title": self.page.title, "count": count},
+            )
+        return HttpResponseRedirect(self.edit_url())
+
+
 def notify_url(page) -> str:
     return reverse("wagtail_paidwebinar_notify_schedule", args=[page.pk])
 
 
 def cancel_buttons(page, user, *, priority: int = 60) -> list[Button]:
-    """A "Cancel webinar" button for webinar pages the user may cancel."""
+    """A "Cancel webinar" button for webinar pages the user may cancel, or
+    "Reopen webinar" on a cancelled one."""
     if not issubclass(page.specific_class or object, WebinarPage):
         return []
     specific = page.specific
-    if specific.is_cancelled or not can_change_schedule(user, page):
+    if not can_change_schedule(user, page):
         return []
+    if specific.is_cancelled:
+        return [
+            Button(
+                _("Reopen webinar"),
+                url=reverse("wagtail_paidwebinar_reopen_webinar", args=[page.pk]),
+                icon_name="rotate",
+                priority=priority,
+            )
+        ]
     return [
         Button(
             _("Cancel webinar"),
@@ -179,5 +244,10 @@ urlpatterns = [
         "paidwebinar/webinar/<int:page_id>/cancel/",
         CancelView.as_view(),
         name="wagtail_paidwebinar_cancel_webinar",
+    ),
+    path(
+        "paidwebinar/webinar/<int:page_id>/reopen/",
+        ReopenView.as_view(),
+        name="wagtail_paidwebinar_reopen_webinar",
     ),
 ]
