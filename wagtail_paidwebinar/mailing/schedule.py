@@ -113,25 +113,43 @@ def reopening_text(webinar: WebinarPage, language: str) -> tuple[str, str]:
     return subject, f"<p>{greeting}</p><p>{text}</p>"
 
 
+def _locked(webinar: WebinarPage) -> WebinarPage | None:
+    # The plugin's own row only ("self"), not Wagtail's page row: editors keep
+    # working while a notice, cancellation or reopening is written.
+    return (
+        WebinarPage.objects.select_for_update(of=("self",))
+        .filter(pk=webinar.pk)
+        .first()
+    )
+
+
+def _link_holder_mailing(
+    page: WebinarPage, kind: str, texts, *, user, **text_options
+) -> Mailing:
+    """A mailing of ``kind`` to the webinar's live link holders, in the webinar's
+    language, with the subject and body ``texts(page, language, ...)`` gives."""
+    language = webinar_language(page)
+    subject, body = texts(page, language, **text_options)
+    return create_mailing(
+        page,
+        subject=subject,
+        body_html=body,
+        audience=LINK_HOLDERS,
+        user=user,
+        language=language,
+        kind=kind,
+    )
+
+
 def notify_schedule_change(webinar: WebinarPage, *, user=None) -> Mailing | None:
     """E-mail the link holders the webinar's new schedule (an update whose .ics
     moves the event) and record it as announced. Idempotent: None when there is
     nothing to tell (a second click, nothing changed, cancelled)."""
     with transaction.atomic():
-        page = WebinarPage.objects.select_for_update().filter(pk=webinar.pk).first()
+        page = _locked(webinar)
         if page is None or not needs_notice(page):
             return None
-        language = webinar_language(page)
-        subject, body = update_text(page, language)
-        mailing = create_mailing(
-            page,
-            subject=subject,
-            body_html=body,
-            audience=LINK_HOLDERS,
-            user=user,
-            language=language,
-            kind=MailingKind.UPDATE,
-        )
+        mailing = _link_holder_mailing(page, MailingKind.UPDATE, update_text, user=user)
         WebinarPage.objects.filter(pk=page.pk).update(
             announced_schedule=page.schedule_snapshot()
         )
@@ -151,22 +169,18 @@ def cancel_webinar(
     it was cancelled already."""
     now = timezone.now()
     with transaction.atomic():
-        page = WebinarPage.objects.select_for_update().filter(pk=webinar.pk).first()
+        page = _locked(webinar)
         if page is None or page.is_cancelled:
             return None
         WebinarPage.objects.filter(pk=page.pk).update(cancelled_at=now)
         page.cancelled_at = now
         drop_reminders(page.pk)
-        language = webinar_language(page)
-        subject, body = cancellation_text(page, language, message)
-        mailing = create_mailing(
+        mailing = _link_holder_mailing(
             page,
-            subject=subject,
-            body_html=body,
-            audience=LINK_HOLDERS,
+            MailingKind.CANCELLATION,
+            cancellation_text,
             user=user,
-            language=language,
-            kind=MailingKind.CANCELLATION,
+            message=message,
         )
         # The ledger rows first, in this transaction: the audience is the live
         # links, which revoking would empty.
@@ -204,23 +218,15 @@ def reopen_webinar(
     the links listing). Returns (reopened, mailing); (False, None) when the
     webinar was not cancelled (a second click)."""
     with transaction.atomic():
-        page = WebinarPage.objects.select_for_update().filter(pk=webinar.pk).first()
+        page = _locked(webinar)
         if page is None or not page.is_cancelled:
             return False, None
         WebinarPage.objects.filter(pk=page.pk).update(cancelled_at=None)
         page.cancelled_at = None
         mailing = None
         if notify:
-            language = webinar_language(page)
-            subject, body = reopening_text(page, language)
-            mailing = create_mailing(
-                page,
-                subject=subject,
-                body_html=body,
-                audience=LINK_HOLDERS,
-                user=user,
-                language=language,
-                kind=MailingKind.REOPENING,
+            mailing = _link_holder_mailing(
+                page, MailingKind.REOPENING, reopening_text, user=user
             )
             # They hear the schedule as it is now.
             WebinarPage.objects.filter(pk=page.pk).update(
