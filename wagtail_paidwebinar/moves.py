@@ -340,12 +340,14 @@ def _bind(
     DeviceMove.objects.filter(link=link, moved_at=None, voided_at=None).update(
         voided_at=now
     )
-    fields = ["last_seen_at"]
-    link.last_seen_at = now
+    # The link's stamps as one UPDATE, as the claim writes them: save() would have
+    # Wagtail rewrite the link's reference index while its row lock is held.
+    stamps = {"last_seen_at": now}
     if link.claimed_at is None:
-        link.claimed_at = now
-        fields.append("claimed_at")
-    link.save(update_fields=fields)
+        stamps["claimed_at"] = now
+    PersonalLink.objects.filter(pk=link.pk).update(**stamps)
+    for field, value in stamps.items():
+        setattr(link, field, value)
     AccessEvent.objects.create(
         webinar_id=link.webinar_id,
         link=link,
