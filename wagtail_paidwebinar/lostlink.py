@@ -29,6 +29,7 @@ from .mailing.jobs import get_queue
 from .mailing.siteid import ForeignJobError, accepted_identities, site_identity
 from .models import PersonalLink, WebinarPage
 from .parsing import normalize_email
+from .utils import MAX_PK
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,12 @@ SCOPE_CLIENT = "lost_link_client"
 SCOPE_ADDRESS = "lost_link_address"
 # Longest address accepted (RFC 5321's path limit; the model's field too).
 MAX_EMAIL_LENGTH = 254
-_PAGE_ID_MAX = 2**63 - 1
 
 
 def webinar_for(page_id: int) -> WebinarPage | None:
     """The published webinar ``page_id`` names, or ``None`` (no such page, not a
     webinar, not live, or an id beyond any primary key)."""
-    if not 0 < page_id <= _PAGE_ID_MAX:
+    if not 0 < page_id <= MAX_PK:
         return None
     return WebinarPage.objects.live().filter(pk=page_id).first()
 

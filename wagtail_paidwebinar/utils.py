@@ -8,6 +8,10 @@ from wagtail.models import Page, Site
 
 from .conf import get_setting
 
+# The largest primary key any database gives; an id in a URL beyond it names
+# nothing (and SQLite would raise OverflowError on it).
+MAX_PK = 2**63 - 1
+
 logger = logging.getLogger(__name__)
 
 

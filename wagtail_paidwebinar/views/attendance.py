@@ -6,8 +6,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -29,6 +27,7 @@ from ..permissions import (
     can_view_any_attendance,
     can_view_attendance,
 )
+from .base import webinar_or_404
 
 PER_PAGE = 100
 RECENT_EVENTS = 50
@@ -108,9 +107,7 @@ class AttendanceView(WagtailAdminTemplateMixin, TemplateView):
     header_icon = "group"
 
     def dispatch(self, request, page_id):
-        if page_id > 2**63 - 1:
-            raise Http404  # beyond any primary key; SQLite would raise OverflowError
-        self.page = get_object_or_404(WebinarPage, pk=page_id)
+        self.page = webinar_or_404(page_id)
         if not can_view_attendance(request.user, self.page):
             raise PermissionDenied
         return super().dispatch(request, page_id)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+
+from ..models import WebinarPage
+from ..utils import MAX_PK
 
 
 class InvitationsView(WagtailAdminTemplateMixin, View):
@@ -73,3 +78,10 @@ class InvitationsView(WagtailAdminTemplateMixin, View):
             self.get_context_data(**context),
             status=status,
         )
+
+
+def webinar_or_404(page_id: int) -> WebinarPage:
+    """The webinar a URL's page id names, or 404 (an id beyond any key included)."""
+    if page_id > MAX_PK:
+        raise Http404
+    return get_object_or_404(WebinarPage, pk=page_id)

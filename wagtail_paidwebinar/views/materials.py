@@ -22,8 +22,7 @@ from wagtail.models import Page, ReferenceIndex
 
 from .. import gate
 from ..models import WebinarPage
-
-_MAX_ID = 2**63 - 1
+from ..utils import MAX_PK
 
 
 def _materials_ids(stream) -> set[int]:
@@ -83,7 +82,7 @@ def serve_material(
 
     A refusal is a 404 (not 403) so the URL says nothing about which documents exist.
     """
-    if max(page_id, document_id) > _MAX_ID:
+    if max(page_id, document_id) > MAX_PK:
         raise Http404  # beyond any primary key; SQLite would raise OverflowError
     page = get_object_or_404(WebinarPage.objects.live(), pk=page_id)
     in_room = document_id in room_document_ids(page)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -18,6 +17,7 @@ from wagtail.admin.widgets import Button
 from ..mailing import audience, schedule
 from ..models import WebinarPage
 from ..permissions import can_change_schedule
+from .base import webinar_or_404
 
 
 class CancelForm(forms.Form):
@@ -60,9 +60,7 @@ class ScheduleActionView(WagtailAdminTemplateMixin, FormView):
     header_icon = "date"
 
     def dispatch(self, request, page_id):
-        if page_id > 2**63 - 1:
-            raise Http404  # beyond any primary key; SQLite would raise OverflowError
-        self.page = get_object_or_404(WebinarPage, pk=page_id)
+        self.page = webinar_or_404(page_id)
         if not can_change_schedule(request.user, self.page):
             raise PermissionDenied
         return super().dispatch(request, page_id)
