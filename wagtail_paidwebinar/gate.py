@@ -363,18 +363,25 @@ def claim(
         return render_gate_page(page, request, Decision(Outcome.REFUSE_GENERIC))
     if visit.device_secret:
         claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
-    # A new session key at the moment of privilege change (session fixation). A
-    # browser without a session gets its first one when the response is saved:
-    # nothing to fix, and cycling would write an empty session row first (one
-    # more INSERT and commit per claim, seen under load by bench/gate_load.py).
-    if request.session.session_key is not None:
-        request.session.cycle_key()
-    grants = dict(request.session.get("paidwebinar_grants", {}))
-    grants[str(page.pk)] = link.pk
-    request.session["paidwebinar_grants"] = grants
+    _note_grant(request, page, link)
     response = HttpResponseRedirect(clean_path(request))
     set_device_cookie(request, response, secret)
     return response
+
+
+def _note_grant(request: HttpRequest, page: WebinarPage, link: PersonalLink) -> None:
+    """Privilege changes here: a browser that has a session gets a new session key
+    (session fixation) and a note of the grant in it. A browser without one gets
+    none: the device cookie is what admits it, and a session created only for the
+    note would be read from the session store on every reload of the room (the
+    user bar asks for ``request.user``) — the teaser's visitors pay no such read
+    (bench/gate_load.py)."""
+    if request.session.session_key is None:
+        return
+    request.session.cycle_key()
+    grants = dict(request.session.get("paidwebinar_grants", {}))
+    grants[str(page.pk)] = link.pk
+    request.session["paidwebinar_grants"] = grants
 
 
 # --- move to this device (moves.py) ------------------------------------------------
@@ -472,10 +479,7 @@ def move_confirm(
     assert secret is not None  # noqa: S101 - MOVED always carries the secret
     if visit.device_secret:
         claims.carry_bindings(visit.device_secret, secret, except_link_id=link.pk)
-    request.session.cycle_key()
-    grants = dict(request.session.get("paidwebinar_grants", {}))
-    grants[str(page.pk)] = link.pk
-    request.session["paidwebinar_grants"] = grants
+    _note_grant(request, page, link)
     response = HttpResponseRedirect(clean_path(request))
     set_device_cookie(request, response, secret)
     return response
