@@ -34,7 +34,8 @@ def free_port() -> int:
 class SinkHandler:
     """Stores every message; ``codes[address]`` makes RCPT answer with that reply.
     With ``pipelining`` the server offers PIPELINING (RFC 2920) and counts the MAIL
-    commands that arrived with the RCPT TO already behind them."""
+    commands that arrived with the RCPT TO already behind them, and the messages
+    whose end of data arrived with the next message's MAIL FROM behind it."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
@@ -43,9 +44,13 @@ class SinkHandler:
         self.pipelining = False
         self.mail_commands = 0
         self.pipelined_mail_commands = 0
+        self.data_followed_by_mail = 0
+        self.greetings = 0  # EHLOs: one per connection
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
+        with self.lock:
+            self.greetings += 1
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
@@ -69,7 +74,9 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        unread = bytes(getattr(server._reader, "_buffer", b""))
         with self.lock:
+            self.data_followed_by_mail += unread.startswith(b"MAIL FROM:")
             self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
         return "250 Message accepted"
 

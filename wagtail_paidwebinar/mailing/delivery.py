@@ -8,19 +8,23 @@ cancel take effect between two messages on every connection), send, and mark it
 sent at once. A worker killed mid-batch therefore leaves at most one row
 'sending' per connection.
 
-With one connection a builder thread renders the next message while the current
-one is on the wire (with several, the other connections use those waits); on
-PostgreSQL each connection's ledger statements run in a thread of their own with
-its own database connection (:class:`_Ledger`). Failures are sorted by
-:func:`.message.classify`: a permanent one fails that row only, a transient one
-puts the row back to pending (the caller decides when to try again), a connection
-failure stops that connection (the others go on; what no connection could send is
-retried).
+Over Django's SMTP backend each connection pipelines its transactions from one
+message to the next (:mod:`.wire`): one round trip a message with a server that
+offers PIPELINING; a row is claimed after the server accepted its DATA and before
+its content goes out, in the statement that records the previous message. Any
+other backend (django-anymail...) gets the same messages through
+``send_messages``. With one connection a builder thread renders the next message
+while the current one is on the wire (with several, the other connections use
+those waits). Failures are sorted by :func:`.message.classify`: a permanent one
+fails that row only, a transient one puts the row back to pending (the caller
+decides when to try again), a connection failure stops that connection (the others
+go on; what no connection could send is retried).
 """
 
 from __future__ import annotations
 
 import logging
+import smtplib
 import threading
 import time
 from collections import deque
@@ -49,7 +53,7 @@ from .render import (
     personalise,
 )
 from .unsubscribe import token_for, url_for_token
-from .wire import abort_transaction, finish_transaction, open_transaction
+from .wire import Envelope, Transactions
 
 logger = logging.getLogger(__name__)
 
@@ -251,11 +255,12 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
         logger.warning("Mailing %s: cannot connect: %s", mailing_id, result.error)
         return result
 
-    # For Django's SMTP backend the loop runs the SMTP transaction itself (wire.py:
-    # split in two halves, PIPELINING) with the message's bytes; any other backend
-    # gets a Django message. Both come from the one builder (message.compose).
+    # For Django's SMTP backend the loop runs the SMTP transactions itself
+    # (wire.py: pipelined from one message to the next) with the message's bytes;
+    # any other backend gets a Django message. Both come from the one builder
+    # (message.compose).
     smtp = isinstance(connection, SMTPBackend)
-    book = _Ledger(pipelined=smtp and not batch.delay)
+    book = _Ledger()
     # One connection: a builder thread renders the next message while this one
     # waits for the SMTP server's replies (socket waits release the GIL). Several:
     # the other connections use those waits; one more thread each would only
@@ -277,21 +282,62 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
             row,
             batch.page_url,
             batch.base,
-            connection,
             layout,
             smtp,
         )
 
+    line = _Line(connection) if isinstance(connection, SMTPBackend) else None
     try:
-        _send_rows(mailing_id, batch, prepare, connection, book, result)
+        if line is not None:
+            _send_rows_smtp(mailing_id, batch, prepare, line, book, result)
+        else:
+            _send_rows(mailing_id, batch, prepare, connection, book, result)
     finally:
         builder.shutdown(wait=True, cancel_futures=True)
         book.close()
+        if line is not None:
+            line.end_transaction()
         try:
             connection.close()
         except Exception:  # closing a dead connection must not hide the result
             logger.debug("Error closing the SMTP connection", exc_info=True)
     return result
+
+
+class _Line:
+    """Django's SMTP backend connection and the transactions on it
+    (:class:`.wire.Transactions`), reopened after a transaction is abandoned."""
+
+    def __init__(self, connection: SMTPBackend) -> None:
+        self.connection = connection
+        self.transactions: Transactions | None = None
+
+    def get(self) -> Transactions:
+        if self.transactions is None:
+            if self.connection.connection is None:
+                self.connection.open()
+            smtp = self.connection.connection
+            if smtp is None:  # open() failed silently (fail_silently)
+                raise smtplib.SMTPServerDisconnected("Could not connect")
+            self.transactions = Transactions(smtp)
+        return self.transactions
+
+    def abandon(self) -> None:
+        """Drop the open transaction (closing the connection); the next
+        :meth:`get` connects again."""
+        if self.transactions is not None:
+            self.transactions.abandon()
+        self.transactions = None
+        try:
+            self.connection.close()
+        except Exception:  # already closed by the abandon
+            logger.debug("Error closing the SMTP connection", exc_info=True)
+
+    def end_transaction(self) -> None:
+        """Before the connection closes: a transaction left waiting for its
+        content (an unexpected error in the loop) is abandoned, never QUIT."""
+        if self.transactions is not None and self.transactions.in_data:
+            self.abandon()
 
 
 def _send_delay(mailing: Mailing) -> float:
@@ -308,6 +354,161 @@ def _send_delay(mailing: Mailing) -> float:
     return delay
 
 
+def _send_rows_smtp(
+    mailing_id: int,
+    batch: _Batch,
+    prepare: Callable[[tuple], Future],
+    line: _Line,
+    book: _Ledger,
+    result: _Result,
+) -> None:
+    """One SMTP connection's send loop; fills ``result`` (counts, rows to retry
+    later, the last error).
+
+    Each exchange (:meth:`.wire.Transactions.exchange`) sends the content of the
+    message whose DATA the server accepted and opens the next message's
+    transaction; with PIPELINING that is one round trip a message. Then ONE ledger
+    statement marks the delivered row sent and claims the next (pending →
+    sending, only while the mailing is sending): its content goes out only once
+    claimed, and a row not claimed is abandoned before its content. So pause and
+    cancel act between two messages, and on each connection at most one message
+    is out but not yet recorded: the one a crash may send twice."""
+    counts = result.counts
+    current: Prepared | None = None  # claimed, DATA accepted: its content is next
+    row = batch.source.take()
+    upcoming = prepare(row) if row is not None else None
+    while current is not None or row is not None:
+        # The next row to open; rows with nothing to send are claimed and
+        # recorded on the way (a refusal, a message that could not be built).
+        following: Prepared | None = None
+        while row is not None and following is None and upcoming is not None:
+            prepared = upcoming.result()
+            row = batch.source.take()
+            upcoming = prepare(row) if row is not None else None
+            if prepared.data is not None:
+                following = prepared
+            elif _claim(book, batch, mailing_id, prepared.pk, counts):
+                _record_unsendable(book, mailing_id, prepared, result)
+        try:
+            transactions = line.get()
+        except Exception as exc:
+            _connection_lost(mailing_id, book, current, following, row, result, exc)
+            return
+        delivered, opened = transactions.exchange(
+            current.data if current is not None else None,
+            following.envelope if following is not None else None,
+        )
+        claimed = False
+        if current is not None:
+            if delivered is None:
+                counts["sent"] += 1
+                claimed = book.call(
+                    ledger.mark_sent_and_claim,
+                    mailing_id,
+                    current.pk,
+                    current.message_id,
+                    following.pk if following is not None else None,
+                )
+                if following is not None and not claimed:
+                    _not_claimed(book, batch, mailing_id, counts)
+            else:
+                kind = _record_failure(book, mailing_id, current.pk, delivered, result)
+                if kind == CONNECTION:
+                    _connection_lost(
+                        mailing_id, book, None, following, row, result, delivered
+                    )
+                    return
+                if following is not None:
+                    claimed = _claim(book, batch, mailing_id, following.pk, counts)
+        elif following is not None:
+            claimed = _claim(book, batch, mailing_id, following.pk, counts)
+        current = None
+        if following is None:
+            continue
+        if not claimed:
+            if opened is True:
+                line.abandon()  # its DATA was accepted: close before content
+            if batch.source.stopped:
+                break
+            continue
+        if opened is True:
+            current = following
+        else:
+            assert isinstance(opened, BaseException)  # noqa: S101 - it had an envelope
+            kind = _record_failure(book, mailing_id, following.pk, opened, result)
+            if kind == CONNECTION:
+                _connection_lost(mailing_id, book, None, None, row, result, opened)
+                return
+        if batch.delay:
+            time.sleep(batch.delay)
+
+
+def _claim(book: _Ledger, batch: _Batch, mailing_id: int, pk: int, counts) -> bool:
+    """Claim one row; a row not claimed is skipped, and when the mailing is no
+    longer sending (paused, cancelled) the batch hands out no more rows."""
+    if book.call(ledger.claim, mailing_id, pk):
+        return True
+    _not_claimed(book, batch, mailing_id, counts)
+    return False
+
+
+def _not_claimed(book: _Ledger, batch: _Batch, mailing_id: int, counts) -> None:
+    counts["skipped"] += 1
+    if book.call(ledger.mailing_status, mailing_id) != MailingStatus.SENDING:
+        batch.source.stop()
+
+
+def _record_unsendable(
+    book: _Ledger, mailing_id: int, prepared: Prepared, result: _Result
+) -> str:
+    """A claimed row whose message must not or could not be built."""
+    if prepared.refusal:
+        book.call(ledger.mark_failed, prepared.pk, prepared.refusal)
+        result.counts["failed"] += 1
+        return PERMANENT
+    assert prepared.error is not None  # noqa: S101 - no data: refusal or error
+    return _record_failure(book, mailing_id, prepared.pk, prepared.error, result)
+
+
+def _record_failure(
+    book: _Ledger, mailing_id: int, pk: int, exc: BaseException, result: _Result
+) -> str:
+    """Record why a claimed row was not delivered: failed for good, or back to
+    pending (a transient failure, or the connection's: sent again later)."""
+    failure = classify(exc)
+    if failure.kind == PERMANENT:
+        book.call(ledger.mark_failed, pk, failure.message)
+        result.counts["failed"] += 1
+    else:
+        book.call(ledger.mark_retry, pk, failure.message)
+        result.retry.append(pk)
+        result.error = failure.message
+    logger.info("Mailing %s, row %s: %s", mailing_id, pk, failure.message)
+    return failure.kind
+
+
+def _connection_lost(
+    mailing_id: int,
+    book: _Ledger,
+    current: Prepared | None,
+    following: Prepared | None,
+    row: tuple | None,
+    result: _Result,
+    exc: BaseException,
+) -> None:
+    """This connection is gone: the row it was sending goes back to pending, and
+    it with the rows it had taken but not claimed wait for the server (the other
+    connections go on)."""
+    result.error = classify(exc).message
+    if current is not None:
+        book.call(ledger.mark_retry, current.pk, result.error)
+        result.retry.append(current.pk)
+    result.retry.extend(p.pk for p in (following,) if p is not None)
+    if row is not None:
+        result.retry.append(row[0])
+    logger.info("Mailing %s: connection lost: %s", mailing_id, result.error)
+
+
 def _send_rows(
     mailing_id: int,
     batch: _Batch,
@@ -316,21 +517,15 @@ def _send_rows(
     book: _Ledger,
     result: _Result,
 ) -> None:
-    """One connection's send loop; fills ``result`` (counts, rows to retry later,
-    the last error).
-
-    Each row is claimed before its message is sent and marked sent right after
-    (one statement that also claims the connection's next row). Over SMTP the
-    transaction is opened (MAIL FROM, RCPT TO) before the claim's result is
-    needed; with a pipelined ledger the statement runs meanwhile, and the DATA —
-    delivery — always waits for it: on each connection at most one message is out
-    but not yet recorded, the one a crash may send twice."""
+    """The send loop of any other e-mail backend (``send_messages``, one message
+    at a time); fills ``result``. Each row is claimed before its message is sent
+    and marked sent right after, in one statement that also claims the next row."""
     counts, retry = result.counts, result.retry
     delay = batch.delay
     row = batch.source.take()
     if row is None:
         return
-    claim = book.submit(ledger.claim, mailing_id, row[0])
+    claimed = book.call(ledger.claim, mailing_id, row[0])
     upcoming = prepare(row)
     while row is not None:
         prepared = upcoming.result()
@@ -338,34 +533,20 @@ def _send_rows(
         next_id = next_row[0] if next_row is not None else None
         if next_row is not None:
             upcoming = prepare(next_row)
-        opened: BaseException | bool = False
-        smtp = connection.connection if prepared.data is not None else None
-        if smtp is not None:
-            from_email, recipients = prepared.quoted
-            try:
-                open_transaction(smtp, from_email, recipients, len(prepared.data))
-                opened = True
-            except Exception as exc:  # recorded below, once the row is ours
-                opened = exc
-        claimed = claim.result()
         if not claimed:
             # Taken by someone else, or the mailing was paused or cancelled; in
             # the latter case stop here (every connection does at its next
             # claim; the rows not handed out yet stay pending).
-            if opened is True:
-                _abort(smtp)
             counts["skipped"] += 1
             if next_row is None:
                 break
             if book.call(ledger.mailing_status, mailing_id) != MailingStatus.SENDING:
                 batch.source.stop()
                 break
-            claim = book.submit(ledger.claim, mailing_id, next_id)
+            claimed = book.call(ledger.claim, mailing_id, next_id)
             row = next_row
             continue
-        kind, message, message_id = _deliver(
-            mailing_id, prepared, connection, opened, book
-        )
+        kind, message, message_id = _deliver(mailing_id, prepared, connection, book)
         if kind == CONNECTION:
             # This connection is gone: its row and the one it took next wait
             # for the server (the other connections go on).
@@ -380,7 +561,7 @@ def _send_rows(
             if not delay:
                 # The hot path: one statement marks this row sent and claims the
                 # next one.
-                claim = book.submit(
+                claimed = book.call(
                     ledger.mark_sent_and_claim,
                     mailing_id,
                     prepared.pk,
@@ -398,62 +579,23 @@ def _send_rows(
             break
         if delay:
             time.sleep(delay)
-        claim = book.submit(ledger.claim, mailing_id, next_id)
-    claim.result()  # the last row's "sent" is recorded before the job ends
-
-
-def _abort(smtp) -> None:
-    try:
-        abort_transaction(smtp)
-    except Exception:  # the next send reports a dead connection
-        logger.debug("RSET failed", exc_info=True)
+        claimed = book.call(ledger.claim, mailing_id, next_id)
 
 
 class _Ledger:
-    """Where the send loop's ledger statements run.
+    """Where the send loop's ledger statements run: in the calling thread, each
+    awaited before the loop goes on (so statements never overlap), with
+    ``synchronous_commit`` relaxed when the site opted in (see
+    :func:`_relax_commit`)."""
 
-    Pipelined (PostgreSQL, SMTP backend, no send delay, outside a transaction):
-    in a thread with its own database connection, so the statement that records
-    one message overlaps the next message's first SMTP round trips. Otherwise in
-    the calling thread. Either way the loop waits for each result before it
-    needs it, so statements never overlap each other. ``synchronous_commit`` is
-    relaxed on whichever connection runs them (see :func:`_relax_commit`)."""
-
-    def __init__(self, *, pipelined: bool) -> None:
-        db = ledger.db_connection()
-        self.pipelined = (
-            pipelined and db.vendor == "postgresql" and not db.in_atomic_block
-        )
-        self._thread = None
-        if self.pipelined:
-            self._thread = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="pw-mail-ledger"
-            )
-            self._restore = self._thread.submit(_relax_commit).result()
-        else:
-            self._restore = _relax_commit()
-
-    def submit(self, fn, *args) -> Future:
-        return (self._thread or _Inline()).submit(fn, *args)
+    def __init__(self) -> None:
+        self._restore = _relax_commit()
 
     def call(self, fn, *args):
-        """Run ``fn`` where the ledger statements run and return its result (so a
-        connection's thread needs no database connection of its own)."""
-        return self.submit(fn, *args).result()
+        return fn(*args)
 
     def close(self) -> None:
-        if self._thread is None:
-            self._restore()
-            return
-
-        def finish() -> None:
-            self._restore()
-            ledger.db_connection().close()  # this thread's own connection
-
-        try:
-            self._thread.submit(finish).result()
-        finally:
-            self._thread.shutdown(wait=True)
+        self._restore()
 
 
 def _layout_for(template: MailingTemplate) -> Layout | None:
@@ -502,7 +644,7 @@ class Prepared:
     error: BaseException | None = None
     message: EmailMultiAlternatives | None = None  # non-SMTP backends
     data: bytes | None = None  # SMTP: the message as sent
-    quoted: tuple[str, list[str]] | None = None  # SMTP: from, [to], quoted
+    envelope: Envelope | None = None  # SMTP: MAIL FROM, RCPT TO, size
     message_id: str = ""
 
 
@@ -512,13 +654,12 @@ def _prepare(
     row: tuple,
     page_url: str,
     base: str,
-    connection,
     layout: Layout | None,
     smtp: bool,
 ) -> Prepared:
     """Build one row's message (pure: no database; runs in the builder thread)
     with :func:`.message.compose`: for SMTP straight to the bytes sent, otherwise
-    as a Django message for ``connection``."""
+    as a Django message for the connection's ``send_messages``."""
     (
         pk,
         email,
@@ -561,12 +702,14 @@ def _prepare(
             layout=layout,
         )
         if smtp:
+            data = invitation.as_bytes()
             return Prepared(
                 pk,
-                data=invitation.as_bytes(),
-                quoted=(
+                data=data,
+                envelope=Envelope(
                     quoteaddr(invitation.envelope_from),
                     [quoteaddr(r) for r in invitation.recipients],
+                    len(data),
                 ),
                 message_id=invitation.message_id,
             )
@@ -577,16 +720,11 @@ def _prepare(
 
 
 def _deliver(
-    mailing_id: int,
-    prepared: Prepared,
-    connection,
-    opened: BaseException | bool,
-    book: _Ledger,
+    mailing_id: int, prepared: Prepared, connection, book: _Ledger
 ) -> tuple[str, str, str]:
-    """Send one claimed row: ``(kind, error, message_id)``. ``opened``: for an
-    SMTP message, True once its transaction is open (only DATA is left) or the
-    exception opening it raised. Failures are recorded here; a success is
-    recorded by the caller (together with the next claim)."""
+    """Send one claimed row with the backend's ``send_messages``: ``(kind, error,
+    message_id)``. Failures are recorded here; a success is recorded by the
+    caller (together with the next claim)."""
     pk = prepared.pk
     if prepared.refusal:
         book.call(ledger.mark_failed, pk, prepared.refusal)
@@ -594,12 +732,7 @@ def _deliver(
     try:
         if prepared.error is not None:
             raise prepared.error
-        if isinstance(opened, BaseException):
-            raise opened
-        if prepared.data is not None:
-            finish_transaction(connection.connection, prepared.data)
-        else:
-            connection.send_messages([prepared.message])
+        connection.send_messages([prepared.message])
     except Exception as exc:
         failure = classify(exc)
         if failure.kind == PERMANENT:
