@@ -621,7 +621,22 @@ def run_rtt(webinar, rtt_ms: float, runs: list[tuple[int, int]]) -> dict:
         for proc in (proxy, sink):
             proc.send_signal(signal.SIGTERM)
             proc.wait(10)
-    return {"rtt_ms": rtt_ms, **figures}
+    summary: dict = {"rtt_ms": rtt_ms, **figures}
+    single = figures.get("1_connections")
+    for key, run in figures.items():
+        # What 10,000 invitations take at this pace, and the pace against one
+        # connection in this same run.
+        run["seconds_per_10000"] = round(10_000 / run["per_second"], 1)
+        if single is not None and run is not single:
+            summary[f"ratio_{key}_to_1_connection"] = round(
+                run["per_second"] / single["per_second"], 2
+            )
+    summary["targets"] = {
+        f"{key}: 10,000 in under 90 s": run["seconds_per_10000"] < 90
+        for key, run in figures.items()
+        if key != "1_connections"
+    }
+    return summary
 
 
 def run_commit_cost(webinar, n: int, connections: int) -> dict:
@@ -852,7 +867,7 @@ def main() -> None:
                     webinar, n_ours, "more", args.extra_workers
                 )
             results["targets"] = {
-                "ours_vs_floor >= 0.8": results["median_ratio_ours_to_floor"] >= 0.8,
+                "ours_vs_floor >= 1.0": results["median_ratio_ours_to_floor"] >= 1.0,
                 "ours_vs_naive >= 4": results["median_ratio_ours_to_naive"] >= 4,
             }
         if args.pipelining and not special:
