@@ -67,6 +67,24 @@ _CSRF_RE = re.compile(rb'name="csrfmiddlewaretoken" value="([^"]+)"')
 _NONCE_RE = re.compile(rb'name="pw_claim" value="([^"]+)"')
 
 
+def busy_seconds() -> tuple[float, float]:
+    """CPU seconds spent so far by the whole machine (every core, /proc/stat) and
+    by this process (the load generator): their difference is the server side's
+    (gunicorn, PostgreSQL, Redis) plus whatever else runs on the machine."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = usage.ru_utime + usage.ru_stime
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:  # not Linux
+        return 0.0, own
+    ticks = os.sysconf("SC_CLK_TCK")
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values) - idle) / ticks, own
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -317,7 +335,8 @@ async def saturate(args, base: str, path: str, browsers: list[Browser]) -> dict:
     """Closed loop: room reloads (the gated visitors' jars, one request per jar
     at a time) against anonymous teaser views, alternating slices."""
     result = {
-        m: {"requests": 0, "errors": 0, "seconds": 0.0} for m in ("room", "teaser")
+        m: {"requests": 0, "errors": 0, "seconds": 0.0, "cpu": 0.0, "client_cpu": 0.0}
+        for m in ("room", "teaser")
     }
     if not browsers or args.saturate_seconds <= 0:
         return result
@@ -358,14 +377,27 @@ async def saturate(args, base: str, path: str, browsers: list[Browser]) -> dict:
             order = ("room", "teaser") if index // 2 % 2 == 0 else ("teaser", "room")
             mode = order[index % 2]
             began = time.perf_counter()
+            machine, own = busy_seconds()
             until = began + slice_seconds
             await asyncio.gather(
                 *(client(mode, until) for _ in range(args.concurrency))
             )
             result[mode]["seconds"] += time.perf_counter() - began
+            machine_after, own_after = busy_seconds()
+            result[mode]["cpu"] += machine_after - machine - (own_after - own)
+            result[mode]["client_cpu"] += own_after - own
     for figures in result.values():
+        requests = max(1, figures["requests"])
         figures["rps"] = round(figures["requests"] / figures["seconds"], 1)
         figures["seconds"] = round(figures["seconds"], 1)
+        # CPU per request on the server side (the machine's minus the load
+        # generator's) and in the load generator.
+        figures["server_cpu_ms_per_request"] = round(
+            1000 * figures.pop("cpu") / requests, 2
+        )
+        figures["client_cpu_ms_per_request"] = round(
+            1000 * figures.pop("client_cpu") / requests, 2
+        )
     return result
 
 
@@ -502,6 +534,17 @@ def ratios(gated: dict, teaser: dict, saturation: dict) -> dict:
         "target_claim_p99_over_teaser_p99": "<= 4",
         "teaser_rps_over_room_rps": round(anon / room, 3) if room and anon else None,
         "target_teaser_rps_over_room_rps": "<= 1.1",
+        # The same comparison in server CPU per request (what the gate costs the
+        # site, without the load generator's share of the two cores).
+        "room_over_teaser_server_cpu": (
+            round(
+                saturation["room"]["server_cpu_ms_per_request"]
+                / saturation["teaser"]["server_cpu_ms_per_request"],
+                3,
+            )
+            if saturation["teaser"].get("server_cpu_ms_per_request")
+            else None
+        ),
         "errors_gated": sum(s["errors"] for s in gated.values() if isinstance(s, dict)),
         "errors_teaser": sum(
             s["errors"] for s in teaser.values() if isinstance(s, dict)

@@ -148,3 +148,76 @@ def test_reissue_says_the_webinar_is_cancelled(
     assert response.status_code == 200
     assert "the webinar is cancelled" in response.content.decode()
     assert not mail.outbox
+
+
+def holder(webinar, name: str, email: str) -> PersonalLink:
+    """A link holder with an address, as the mailings' audience counts them."""
+    return make_link(webinar, name=name, email=email, email_normalized=email)
+
+
+def test_send_refuses_a_mailing_of_a_cancelled_webinar(
+    admin_client, webinar, django_capture_on_commit_callbacks
+):
+    """The organiser presses Send on a message drafted for a webinar cancelled
+    since: it stays a draft, nothing is sent, and the page says why."""
+    from wagtail_paidwebinar.mailing import create_mailing
+    from wagtail_paidwebinar.models import MailingStatus
+
+    holder(webinar, "Anna Nowak", "anna@example.org")
+    mailing = create_mailing(webinar, subject="See you", body_html="<p>{{ link }}</p>")
+    cancel(webinar, django_capture_on_commit_callbacks)
+    url = admin_url("mailing", "send", mailing.pk)
+    for method in (admin_client.get, admin_client.post):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = method(url, follow=True)
+        assert response.status_code == 200
+        assert "This webinar is cancelled, so this mailing cannot be sent" in (
+            response.content.decode()
+        )
+    mailing.refresh_from_db()
+    assert mailing.status == MailingStatus.DRAFT
+    assert not mail.outbox
+
+
+def test_a_mailing_started_before_the_cancellation_sends_no_link(
+    webinar, django_capture_on_commit_callbacks
+):
+    """A message already started when the webinar is cancelled: the rows not yet
+    sent fail with the reason, and only the cancellation reaches the people."""
+    from wagtail_paidwebinar.mailing import create_mailing, send_now, start_mailing
+    from wagtail_paidwebinar.models import MailingRecipient, RecipientStatus
+
+    holder(webinar, "Anna Nowak", "anna@example.org")
+    holder(webinar, "Jan Kowalski", "jan@example.org")
+    mailing = create_mailing(webinar, subject="See you", body_html="<p>{{ link }}</p>")
+    assert start_mailing(mailing, enqueue=False) == 2
+    cancel(webinar, django_capture_on_commit_callbacks)
+    send_now(mailing)
+    assert not mail.outbox
+    rows = MailingRecipient.objects.filter(mailing=mailing)
+    assert {row.status for row in rows} == {RecipientStatus.FAILED}
+    assert {row.last_error for row in rows} == {"The webinar was cancelled; not sent."}
+
+
+def test_a_cancellation_left_unsent_by_a_reopen_is_not_sent(
+    webinar, django_capture_on_commit_callbacks
+):
+    """Reopened while its cancellation e-mails were still queued: they are not
+    sent (the webinar takes place after all)."""
+    from wagtail_paidwebinar.mailing import send_now
+    from wagtail_paidwebinar.models import MailingRecipient, RecipientStatus
+
+    holder(webinar, "Anna Nowak", "anna@example.org")
+    with django_capture_on_commit_callbacks(execute=False):  # the jobs never run
+        cancellation = schedule.cancel_webinar(webinar)
+    assert cancellation is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        schedule.reopen_webinar(webinar)
+    mail.outbox.clear()
+    send_now(cancellation)
+    assert not mail.outbox
+    row = MailingRecipient.objects.get(mailing=cancellation)
+    assert row.status == RecipientStatus.FAILED
+    assert row.last_error == (
+        "The webinar was reopened after this cancellation; not sent."
+    )

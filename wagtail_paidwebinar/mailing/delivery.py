@@ -674,6 +674,9 @@ def _prepare(
     ) = row
     if subscriber_id is not None and not subscribed:
         return Prepared(pk, refusal=str(_("Unsubscribed before sending; not sent.")))
+    out_of_date = _out_of_date(mailing)
+    if out_of_date:
+        return Prepared(pk, refusal=out_of_date)
     # A cancellation goes to links the organiser revoked along with it: it says
     # the event is off and carries no link or password (email.html).
     revoked = link_revoked_at is not None and not mailing.is_cancellation
@@ -717,6 +720,18 @@ def _prepare(
     except Exception as exc:
         return Prepared(pk, error=exc)
     return Prepared(pk, message=message, message_id=invitation.message_id)
+
+
+def _out_of_date(mailing: Mailing) -> str:
+    """Why the webinar's state forbids this mailing now ("" when it does not): a
+    cancelled webinar's room is closed, so only its cancellation goes out (no
+    message with a link and password); a reopened webinar's cancellation does not."""
+    cancelled = mailing.webinar.cancelled_at is not None
+    if cancelled and not mailing.is_cancellation:
+        return str(_("The webinar was cancelled; not sent."))
+    if mailing.is_cancellation and not cancelled:
+        return str(_("The webinar was reopened after this cancellation; not sent."))
+    return ""
 
 
 def _deliver(

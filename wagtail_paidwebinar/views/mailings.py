@@ -309,10 +309,28 @@ class MailingSendView(MailingView):
     def has_permission(self, user) -> bool:
         return permissions.can_send_mailing(user)
 
+    def refused(self, request):
+        """A mailing of a cancelled webinar (other than its cancellation) is not
+        started: the room is closed, and its links would lead nowhere."""
+        if self.mailing.webinar.is_cancelled and not self.mailing.is_cancellation:
+            messages.error(
+                request,
+                _(
+                    "This webinar is cancelled, so this mailing cannot be sent: "
+                    "its links would lead to a closed room. Reopen the webinar "
+                    "first (on its page in the admin)."
+                ),
+            )
+            return self.back()
+        return None
+
     def get(self, request, instance_pk):
         if self.mailing.status != MailingStatus.DRAFT:
             messages.info(request, _("This mailing has already been started."))
             return self.back()
+        refused = self.refused(request)
+        if refused is not None:
+            return refused
         return self.render(
             {
                 "summary": audience.summarize(self.mailing),
@@ -321,6 +339,9 @@ class MailingSendView(MailingView):
         )
 
     def post(self, request, instance_pk):
+        refused = self.refused(request)
+        if refused is not None:
+            return refused
         # Ask Redis first: with it down the mailing stays a draft, as before Send.
         status = health.worker_status()
         if not status.reachable:
