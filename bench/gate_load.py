@@ -606,9 +606,10 @@ def main() -> None:
     from django.core.cache import caches
     from django.core.management import call_command
     from django.db import connections
+    from django.utils import timezone
     from wagtail.models import Site
 
-    from wagtail_paidwebinar.models import WebinarIndexPage
+    from wagtail_paidwebinar.models import LinkDevice, WebinarIndexPage
 
     env = dict(
         os.environ,
@@ -657,9 +658,16 @@ def main() -> None:
                     summary["loadavg_after"] = loadavg()
                     run[kind] = summary
                 before = loadavg()
+                began = timezone.now()
                 run["saturation"] = asyncio.run(saturate(args, base, path, done))
                 run["saturation"]["loadavg_before"] = before
                 run["saturation"]["loadavg_after"] = loadavg()
+                # Room reloads that rotated the device credential (one UPDATE and
+                # commit each; due DEVICE_ROTATE_AFTER after a device's last one).
+                run["saturation"]["room"]["rotations"] = LinkDevice.objects.filter(
+                    link__webinar_id=page_id, rotated_at__gte=began
+                ).count()
+                connections.close_all()
                 if "gated" in run and "teaser" in run:
                     run["ratios"] = ratios(
                         run["gated"], run["teaser"], run["saturation"]
