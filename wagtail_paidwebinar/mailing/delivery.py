@@ -45,7 +45,7 @@ from ..models.links import personal_url
 from ..utils import absolute_page_url, base_url
 from . import ledger
 from .connection import new_connection
-from .message import CONNECTION, PERMANENT, TRANSIENT, Layout, classify, compose
+from .message import CONNECTION, PERMANENT, Layout, classify, compose
 from .render import (
     MailingTemplate,
     frozen_template,
@@ -260,7 +260,9 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
     # any other backend gets a Django message. Both come from the one builder
     # (message.compose).
     smtp = isinstance(connection, SMTPBackend)
-    book = _Ledger()
+    # The ledger statements run in this thread, each awaited before the loop goes
+    # on; synchronous_commit relaxed only when the site opted in.
+    restore_commit = _relax_commit()
     # One connection: a builder thread renders the next message while this one
     # waits for the SMTP server's replies (socket waits release the GIL). Several:
     # the other connections use those waits; one more thread each would only
@@ -289,12 +291,12 @@ def _send_over_one_connection(batch: _Batch) -> _Result:
     line = _Line(connection) if isinstance(connection, SMTPBackend) else None
     try:
         if line is not None:
-            _send_rows_smtp(mailing_id, batch, prepare, line, book, result)
+            _send_rows_smtp(mailing_id, batch, prepare, line, result)
         else:
-            _send_rows(mailing_id, batch, prepare, connection, book, result)
+            _send_rows(mailing_id, batch, prepare, connection, result)
     finally:
         builder.shutdown(wait=True, cancel_futures=True)
-        book.close()
+        restore_commit()
         if line is not None:
             line.end_transaction()
         try:
@@ -359,7 +361,6 @@ def _send_rows_smtp(
     batch: _Batch,
     prepare: Callable[[tuple], Future],
     line: _Line,
-    book: _Ledger,
     result: _Result,
 ) -> None:
     """One SMTP connection's send loop; fills ``result`` (counts, rows to retry
@@ -387,12 +388,12 @@ def _send_rows_smtp(
             upcoming = prepare(row) if row is not None else None
             if prepared.data is not None:
                 following = prepared
-            elif _claim(book, batch, mailing_id, prepared.pk, counts):
-                _record_unsendable(book, mailing_id, prepared, result)
+            elif _claim(batch, mailing_id, prepared.pk, counts):
+                _record_unsendable(mailing_id, prepared, result)
         try:
             transactions = line.get()
         except Exception as exc:
-            _connection_lost(mailing_id, book, current, following, row, result, exc)
+            _connection_lost(mailing_id, current, following, row, result, exc)
             return
         delivered, opened = transactions.exchange(
             current.data if current is not None else None,
@@ -402,26 +403,25 @@ def _send_rows_smtp(
         if current is not None:
             if delivered is None:
                 counts["sent"] += 1
-                claimed = book.call(
-                    ledger.mark_sent_and_claim,
+                claimed = ledger.mark_sent_and_claim(
                     mailing_id,
                     current.pk,
                     current.message_id,
                     following.pk if following is not None else None,
                 )
                 if following is not None and not claimed:
-                    _not_claimed(book, batch, mailing_id, counts)
+                    _not_claimed(batch, mailing_id, counts)
             else:
-                kind = _record_failure(book, mailing_id, current.pk, delivered, result)
+                kind = _record_failure(mailing_id, current.pk, delivered, result)
                 if kind == CONNECTION:
                     _connection_lost(
-                        mailing_id, book, None, following, row, result, delivered
+                        mailing_id, None, following, row, result, delivered
                     )
                     return
                 if following is not None:
-                    claimed = _claim(book, batch, mailing_id, following.pk, counts)
+                    claimed = _claim(batch, mailing_id, following.pk, counts)
         elif following is not None:
-            claimed = _claim(book, batch, mailing_id, following.pk, counts)
+            claimed = _claim(batch, mailing_id, following.pk, counts)
         current = None
         if following is None:
             continue
@@ -435,52 +435,50 @@ def _send_rows_smtp(
             current = following
         else:
             assert isinstance(opened, BaseException)  # noqa: S101 - it had an envelope
-            kind = _record_failure(book, mailing_id, following.pk, opened, result)
+            kind = _record_failure(mailing_id, following.pk, opened, result)
             if kind == CONNECTION:
-                _connection_lost(mailing_id, book, None, None, row, result, opened)
+                _connection_lost(mailing_id, None, None, row, result, opened)
                 return
         if batch.delay:
             time.sleep(batch.delay)
 
 
-def _claim(book: _Ledger, batch: _Batch, mailing_id: int, pk: int, counts) -> bool:
+def _claim(batch: _Batch, mailing_id: int, pk: int, counts) -> bool:
     """Claim one row; a row not claimed is skipped, and when the mailing is no
     longer sending (paused, cancelled) the batch hands out no more rows."""
-    if book.call(ledger.claim, mailing_id, pk):
+    if ledger.claim(mailing_id, pk):
         return True
-    _not_claimed(book, batch, mailing_id, counts)
+    _not_claimed(batch, mailing_id, counts)
     return False
 
 
-def _not_claimed(book: _Ledger, batch: _Batch, mailing_id: int, counts) -> None:
+def _not_claimed(batch: _Batch, mailing_id: int, counts) -> None:
     counts["skipped"] += 1
-    if book.call(ledger.mailing_status, mailing_id) != MailingStatus.SENDING:
+    if ledger.mailing_status(mailing_id) != MailingStatus.SENDING:
         batch.source.stop()
 
 
-def _record_unsendable(
-    book: _Ledger, mailing_id: int, prepared: Prepared, result: _Result
-) -> str:
+def _record_unsendable(mailing_id: int, prepared: Prepared, result: _Result) -> str:
     """A claimed row whose message must not or could not be built."""
     if prepared.refusal:
-        book.call(ledger.mark_failed, prepared.pk, prepared.refusal)
+        ledger.mark_failed(prepared.pk, prepared.refusal)
         result.counts["failed"] += 1
         return PERMANENT
     assert prepared.error is not None  # noqa: S101 - no data: refusal or error
-    return _record_failure(book, mailing_id, prepared.pk, prepared.error, result)
+    return _record_failure(mailing_id, prepared.pk, prepared.error, result)
 
 
 def _record_failure(
-    book: _Ledger, mailing_id: int, pk: int, exc: BaseException, result: _Result
+    mailing_id: int, pk: int, exc: BaseException, result: _Result
 ) -> str:
     """Record why a claimed row was not delivered: failed for good, or back to
     pending (a transient failure, or the connection's: sent again later)."""
     failure = classify(exc)
     if failure.kind == PERMANENT:
-        book.call(ledger.mark_failed, pk, failure.message)
+        ledger.mark_failed(pk, failure.message)
         result.counts["failed"] += 1
     else:
-        book.call(ledger.mark_retry, pk, failure.message)
+        ledger.mark_retry(pk, failure.message)
         result.retry.append(pk)
         result.error = failure.message
     logger.info("Mailing %s, row %s: %s", mailing_id, pk, failure.message)
@@ -489,7 +487,6 @@ def _record_failure(
 
 def _connection_lost(
     mailing_id: int,
-    book: _Ledger,
     current: Prepared | None,
     following: Prepared | None,
     row: tuple | None,
@@ -501,9 +498,10 @@ def _connection_lost(
     connections go on)."""
     result.error = classify(exc).message
     if current is not None:
-        book.call(ledger.mark_retry, current.pk, result.error)
+        ledger.mark_retry(current.pk, result.error)
         result.retry.append(current.pk)
-    result.retry.extend(p.pk for p in (following,) if p is not None)
+    if following is not None:
+        result.retry.append(following.pk)
     if row is not None:
         result.retry.append(row[0])
     logger.info("Mailing %s: connection lost: %s", mailing_id, result.error)
@@ -514,18 +512,17 @@ def _send_rows(
     batch: _Batch,
     prepare: Callable[[tuple], Future],
     connection,
-    book: _Ledger,
     result: _Result,
 ) -> None:
     """The send loop of any other e-mail backend (``send_messages``, one message
     at a time); fills ``result``. Each row is claimed before its message is sent
     and marked sent right after, in one statement that also claims the next row."""
-    counts, retry = result.counts, result.retry
+    counts = result.counts
     delay = batch.delay
     row = batch.source.take()
     if row is None:
         return
-    claimed = book.call(ledger.claim, mailing_id, row[0])
+    claimed = ledger.claim(mailing_id, row[0])
     upcoming = prepare(row)
     while row is not None:
         prepared = upcoming.result()
@@ -537,23 +534,18 @@ def _send_rows(
             # Taken by someone else, or the mailing was paused or cancelled; in
             # the latter case stop here (every connection does at its next
             # claim; the rows not handed out yet stay pending).
-            counts["skipped"] += 1
-            if next_row is None:
+            _not_claimed(batch, mailing_id, counts)
+            if next_row is None or batch.source.stopped:
                 break
-            if book.call(ledger.mailing_status, mailing_id) != MailingStatus.SENDING:
-                batch.source.stop()
-                break
-            claimed = book.call(ledger.claim, mailing_id, next_id)
+            claimed = ledger.claim(mailing_id, next_row[0])
             row = next_row
             continue
-        kind, message, message_id = _deliver(mailing_id, prepared, connection, book)
+        kind, message_id = _deliver(mailing_id, prepared, connection, result)
         if kind == CONNECTION:
-            # This connection is gone: its row and the one it took next wait
-            # for the server (the other connections go on).
-            retry.append(row[0])
+            # This connection is gone: its row (put back by _deliver) and the one
+            # it took next wait for the server (the other connections go on).
             if next_id is not None:
-                retry.append(next_id)
-            result.error = message
+                result.retry.append(next_id)
             break
         row = next_row
         if kind == "sent":
@@ -561,41 +553,16 @@ def _send_rows(
             if not delay:
                 # The hot path: one statement marks this row sent and claims the
                 # next one.
-                claimed = book.call(
-                    ledger.mark_sent_and_claim,
-                    mailing_id,
-                    prepared.pk,
-                    message_id,
-                    next_id,
+                claimed = ledger.mark_sent_and_claim(
+                    mailing_id, prepared.pk, message_id, next_id
                 )
                 continue
-            book.call(ledger.mark_sent, prepared.pk, message_id)
-        elif kind == PERMANENT:
-            counts["failed"] += 1
-        elif kind == TRANSIENT:
-            retry.append(prepared.pk)
-            result.error = message
+            ledger.mark_sent(prepared.pk, message_id)
         if next_id is None:
             break
         if delay:
             time.sleep(delay)
-        claimed = book.call(ledger.claim, mailing_id, next_id)
-
-
-class _Ledger:
-    """Where the send loop's ledger statements run: in the calling thread, each
-    awaited before the loop goes on (so statements never overlap), with
-    ``synchronous_commit`` relaxed when the site opted in (see
-    :func:`_relax_commit`)."""
-
-    def __init__(self) -> None:
-        self._restore = _relax_commit()
-
-    def call(self, fn, *args):
-        return fn(*args)
-
-    def close(self) -> None:
-        self._restore()
+        claimed = ledger.claim(mailing_id, next_id)
 
 
 def _layout_for(template: MailingTemplate) -> Layout | None:
@@ -735,25 +702,15 @@ def _out_of_date(mailing: Mailing) -> str:
 
 
 def _deliver(
-    mailing_id: int, prepared: Prepared, connection, book: _Ledger
-) -> tuple[str, str, str]:
-    """Send one claimed row with the backend's ``send_messages``: ``(kind, error,
-    message_id)``. Failures are recorded here; a success is recorded by the
-    caller (together with the next claim)."""
-    pk = prepared.pk
-    if prepared.refusal:
-        book.call(ledger.mark_failed, pk, prepared.refusal)
-        return PERMANENT, prepared.refusal, ""
+    mailing_id: int, prepared: Prepared, connection, result: _Result
+) -> tuple[str, str]:
+    """Send one claimed row with the backend's ``send_messages``: ``(kind,
+    message_id)``. Failures are recorded here (:func:`_record_failure`); a
+    success is recorded by the caller (together with the next claim)."""
+    if prepared.message is None:
+        return _record_unsendable(mailing_id, prepared, result), ""
     try:
-        if prepared.error is not None:
-            raise prepared.error
         connection.send_messages([prepared.message])
     except Exception as exc:
-        failure = classify(exc)
-        if failure.kind == PERMANENT:
-            book.call(ledger.mark_failed, pk, failure.message)
-        else:
-            book.call(ledger.mark_retry, pk, failure.message)
-        logger.info("Mailing %s, row %s: %s", mailing_id, pk, failure.message)
-        return failure.kind, failure.message, ""
-    return "sent", "", prepared.message_id
+        return _record_failure(mailing_id, prepared.pk, exc, result), ""
+    return "sent", prepared.message_id

@@ -76,16 +76,16 @@ class Transactions:
             chunks += [command.encode("ascii") + b"\r\n" for command in commands]
             sent = self._send(b"".join(chunks)) if chunks else None
             delivered = None if data is None else sent or self._data_reply()
-            if commands:
-                opened = sent or self._open_replies(envelope, len(commands), None)
+            if envelope is not None and commands:
+                opened = sent or self._open_replies(envelope, commands, None)
             return delivered, opened
         delivered = None
         if data is not None:
             delivered = self._send(_terminated(data)) or self._data_reply()
-        if commands:
+        if envelope is not None and commands:
             if isinstance(delivered, smtplib.SMTPServerDisconnected | OSError):
                 return delivered, delivered
-            opened = self._open_replies(envelope, len(commands), self.smtp.putcmd)
+            opened = self._open_replies(envelope, commands, self.smtp.putcmd)
         return delivered, opened
 
     def abandon(self) -> None:
@@ -128,11 +128,12 @@ class Transactions:
         # to reset (and a RSET here would cancel the next one, already opened).
         return smtplib.SMTPDataError(code, resp)
 
-    def _open_replies(self, envelope, count: int, put) -> BaseException | bool:
+    def _open_replies(
+        self, envelope: Envelope, commands: list[str], put
+    ) -> BaseException | bool:
         """The replies to MAIL FROM, each RCPT TO and DATA: already sent together
         (``put`` None), or sent here one at a time, each after the previous
         reply, stopping where ``sendmail`` would."""
-        commands = self._commands(envelope)
         replies: list[tuple[int, bytes]] = []
         try:
             for number, command in enumerate(commands):
@@ -148,7 +149,7 @@ class Transactions:
                     break
         except smtplib.SMTPServerDisconnected as exc:
             return exc
-        if replies[-1][0] == 354 and len(replies) == count:
+        if replies[-1][0] == 354 and len(replies) == len(commands):
             mail_ok = replies[0][0] == 250
             if mail_ok and any(c in (250, 251) for c, _r in replies[1:-1]):
                 self.in_data = True
